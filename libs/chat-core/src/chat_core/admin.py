@@ -1,0 +1,54 @@
+"""`chat-admin`: operator commands. `users disable` also closes the user's open sockets."""
+
+import argparse
+import asyncio
+import json
+import sys
+
+from chat_core import users
+from chat_core.auth import account_disabled
+from chat_core.events import Disconnect
+from chat_core.ids import is_vn_mobile, normalize_user_id
+from chat_core.runtime import Runtime
+from chat_core.settings import AuthMode, ServiceSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chat-admin", description=__doc__)
+    topics = parser.add_subparsers(dest="topic", required=True)
+    user_commands = topics.add_parser("users", help="manage user accounts").add_subparsers(
+        dest="command", required=True
+    )
+    for command, help_text in (
+        ("disable", "refuse the user everywhere and close their connections (4003)"),
+        ("enable", "allow the user again"),
+        ("show", "print the user's account flags and presence"),
+    ):
+        user_commands.add_parser(command, help=help_text).add_argument("user_id")
+    return parser
+
+
+async def _run(args: argparse.Namespace, settings: ServiceSettings) -> dict[str, object]:
+    runtime = await Runtime.start(settings, "chat-admin")
+    try:
+        if args.command == "disable":
+            await users.set_disabled(runtime.db, args.user_id, True)
+            refusal = account_disabled()
+            await runtime.broker.deliver(
+                [args.user_id], Disconnect(code=refusal.close_code, reason=refusal.reason)
+            )
+        elif args.command == "enable":
+            await users.set_disabled(runtime.db, args.user_id, False)
+        return await users.describe(runtime.db, args.user_id)
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    settings = ServiceSettings()
+    args.user_id = normalize_user_id(args.user_id)
+    if not args.user_id or (settings.auth_mode is AuthMode.DEV and not is_vn_mobile(args.user_id)):
+        sys.exit(f"chat-admin: not a valid user id: {args.user_id!r}")
+    result = asyncio.run(_run(args, settings))
+    print(json.dumps(result, default=str))

@@ -1,0 +1,214 @@
+"""Every frame and envelope that crosses a socket or the broker, in one place.
+
+Field names follow the client contract (camelCase) through aliases; Python code uses
+snake_case. Unions are discriminated by `event` and decoded once with a TypeAdapter.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Status = Literal["available", "away", "busy", "offline"]
+EffectiveStatus = Status
+MessageType = Literal["text", "image", "video", "audio"]
+STATUSES: tuple[Status, ...] = ("available", "away", "busy", "offline")
+
+
+class Frame(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True
+    )
+
+    def dump(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def isoformat(moment: datetime) -> str:
+    """ISO-8601 with an explicit offset, millisecond precision, always UTC."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- frames a client sends -------------------------------------------------------------
+
+
+class ClientTyping(Frame):
+    event: Literal["typing"]
+    conversation_id: Id
+
+
+class ClientMessageRead(Frame):
+    event: Literal["message_read"]
+    conversation_id: Id
+    message_id: Id
+
+
+class ClientHeartbeat(Frame):
+    event: Literal["heartbeat"]
+
+
+class ClientStatusChange(Frame):
+    event: Literal["status_change"]
+    status: Status
+
+
+ClientFrame: TypeAlias = Annotated[
+    ClientTyping | ClientMessageRead | ClientHeartbeat | ClientStatusChange,
+    Field(discriminator="event"),
+]
+CLIENT_EVENTS = ("typing", "message_read", "heartbeat", "status_change")
+client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+# --- frames the server sends -----------------------------------------------------------
+
+
+class NewMessage(Frame):
+    event: Literal["new_message"] = "new_message"
+    conversation_id: str
+    message_id: str
+    sender_id: str
+    content: str
+    message_type: MessageType
+    timestamp: str
+
+
+class TypingIndicator(Frame):
+    event: Literal["typing"] = "typing"
+    conversation_id: str
+    user_id: str
+
+
+class MessageReadReceipt(Frame):
+    event: Literal["message_read"] = "message_read"
+    conversation_id: str
+    message_id: str
+    user_id: str
+
+
+class UserStatusChange(Frame):
+    event: Literal["user_status_change"] = "user_status_change"
+    user_id: str
+    status: Status
+    conversation_id: str | None = None
+
+
+class HeartbeatAck(Frame):
+    event: Literal["heartbeat_ack"] = "heartbeat_ack"
+
+
+class StatusChangeAck(Frame):
+    event: Literal["status_change_ack"] = "status_change_ack"
+    status: Status
+
+
+class ErrorFrame(Frame):
+    event: Literal["error"] = "error"
+    message: str
+
+
+ServerFrame: TypeAlias = Annotated[
+    NewMessage
+    | TypingIndicator
+    | MessageReadReceipt
+    | UserStatusChange
+    | HeartbeatAck
+    | StatusChangeAck
+    | ErrorFrame,
+    Field(discriminator="event"),
+]
+server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+# --- envelopes on the events exchange (edge -> workers), routed by `event` ---------------
+
+
+class ConnectionRef(Frame):
+    user_id: str
+    connection_id: str
+    edge_id: str
+
+
+class ClientEvent(ConnectionRef):
+    """A validated client frame, with who sent it and from where."""
+
+    event: Literal[
+        "client.typing", "client.message_read", "client.status_change", "client.heartbeat"
+    ]
+    at: datetime
+    frame: ClientFrame
+
+    @classmethod
+    def wrap(cls, ref: ConnectionRef, frame: ClientFrame) -> "ClientEvent":
+        return cls(
+            event=f"client.{frame.event}",  # type: ignore[arg-type]
+            user_id=ref.user_id,
+            connection_id=ref.connection_id,
+            edge_id=ref.edge_id,
+            at=utcnow(),
+            frame=frame,
+        )
+
+
+class ConnectionOpened(ConnectionRef):
+    event: Literal["conn.opened"] = "conn.opened"
+    at: datetime
+
+
+class ConnectionClosed(ConnectionRef):
+    event: Literal["conn.closed"] = "conn.closed"
+    at: datetime
+
+
+class EdgeAlive(Frame):
+    """Sent by every edge periodically; an edge that goes silent has died."""
+
+    event: Literal["edge.alive"] = "edge.alive"
+    edge_id: str
+    at: datetime
+    connections: int
+
+
+class ConversationCreated(Frame):
+    event: Literal["conversation.created"] = "conversation.created"
+    conversation_id: str
+    participant_ids: list[str]
+
+
+InboundEvent: TypeAlias = Annotated[
+    ClientEvent | ConnectionOpened | ConnectionClosed | EdgeAlive | ConversationCreated,
+    Field(discriminator="event"),
+]
+inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+
+
+# --- envelopes on the delivery exchange (workers -> edges), routed `user.<id>` -----------
+
+
+class Deliver(Frame):
+    """Send `frame` to the routed user's sockets, or only to `connection_id` when set."""
+
+    event: Literal["deliver"] = "deliver"
+    frame: ServerFrame
+    connection_id: str | None = None
+
+
+class Disconnect(Frame):
+    """Close every socket of the routed user with `code`."""
+
+    event: Literal["disconnect"] = "disconnect"
+    code: int
+    reason: str
+
+
+OutboundEvent: TypeAlias = Annotated[Deliver | Disconnect, Field(discriminator="event")]
+outbound_event_adapter: TypeAdapter[OutboundEvent] = TypeAdapter(OutboundEvent)

@@ -1,0 +1,32 @@
+"""The connections a service holds for its lifetime: MongoDB and the broker."""
+
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient
+
+from chat_core.broker import Broker, Topology
+from chat_core.db import Database, Document, connect, ensure_indexes, is_reachable
+from chat_core.settings import ServiceSettings
+
+
+@dataclass
+class Runtime:
+    mongo: AsyncMongoClient[Document]
+    db: Database
+    broker: Broker
+
+    @classmethod
+    async def start(cls, settings: ServiceSettings, name: str) -> "Runtime":
+        mongo = connect(settings.mongo_url)
+        db = mongo[settings.mongo_db]
+        await ensure_indexes(db)
+        broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), name)
+        await broker.start()
+        return cls(mongo=mongo, db=db, broker=broker)
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.mongo.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"broker": self.broker.is_ready(), "database": await is_reachable(self.db)}
