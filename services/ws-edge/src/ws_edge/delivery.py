@@ -1,0 +1,59 @@
+"""This edge's delivery queue: outbound events for the users connected here."""
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
+
+from chat_core.broker import Broker, user_key
+from chat_core.events import Deliver, Disconnect, outbound_event_adapter
+from ws_edge.registry import ConnectionRegistry
+
+log = structlog.get_logger(__name__)
+
+_USER_KEY_PREFIX = len(user_key(""))
+
+
+class EdgeDelivery:
+    def __init__(self, broker: Broker, edge_id: str) -> None:
+        self._broker = broker
+        self._edge_id = edge_id
+        self._queue: AbstractQueue | None = None
+        self.registry = ConnectionRegistry(self.bind, self.unbind)
+
+    async def start(self) -> None:
+        channel = await self._broker.connection.channel(publisher_confirms=False)
+        # Exclusive: the queue dies with this edge, and only its own users' events are lost.
+        self._queue = await channel.declare_queue(
+            self._broker.topology.edge_queue(self._edge_id), exclusive=True, auto_delete=True
+        )
+        # No acks: if this process dies, the sockets the events were for die with it.
+        await self._queue.consume(self._on_message, no_ack=True)
+
+    def is_ready(self) -> bool:
+        return self._queue is not None and not self._queue.channel.is_closed
+
+    async def bind(self, user_id: str) -> None:
+        assert self._queue is not None
+        await self._queue.bind(self._broker.deliver_exchange, user_key(user_id))
+
+    async def unbind(self, user_id: str) -> None:
+        assert self._queue is not None
+        await self._queue.unbind(self._broker.deliver_exchange, user_key(user_id))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        user_id = (message.routing_key or "")[_USER_KEY_PREFIX:]
+        try:
+            envelope = outbound_event_adapter.validate_json(message.body)
+        except ValidationError:
+            log.error("undecodable delivery dropped", user_id=user_id, body=message.body[:256])
+            return
+        connections = self.registry.of_user(user_id)
+        if isinstance(envelope, Deliver):
+            payload = envelope.frame.model_dump_json(by_alias=True, exclude_none=True)
+            for connection in connections:
+                if envelope.connection_id in (None, connection.connection_id):
+                    await connection.send(payload)
+        elif isinstance(envelope, Disconnect):
+            log.info("closing user's connections", user_id=user_id, code=envelope.code)
+            for connection in connections:
+                await connection.close(envelope.code, envelope.reason)

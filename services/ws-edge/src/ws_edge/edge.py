@@ -1,0 +1,51 @@
+"""What one edge process holds: its connections, the broker, and who it admits."""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import structlog
+
+from chat_core.auth import Authenticator
+from chat_core.events import EdgeAlive, utcnow
+from chat_core.runtime import Runtime
+from ws_edge.config import EdgeSettings
+from ws_edge.delivery import EdgeDelivery
+from ws_edge.registry import ConnectionRegistry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Edge:
+    settings: EdgeSettings
+    runtime: Runtime
+    authenticator: Authenticator
+    delivery: EdgeDelivery
+
+    @property
+    def registry(self) -> ConnectionRegistry:
+        return self.delivery.registry
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = await self.runtime.readiness()
+        checks["delivery_queue"] = self.delivery.is_ready()
+        return checks
+
+    async def announce_forever(self) -> None:
+        """Tell presence this edge is alive; silence means its connections are gone."""
+        interval = self.settings.announce_interval_seconds
+        while True:
+            alive = EdgeAlive(
+                edge_id=self.settings.edge_id, at=utcnow(), connections=len(self.registry)
+            )
+            try:
+                await self.runtime.broker.publish_event(alive, alive.event, ttl=interval * 3)
+            except Exception:
+                log.warning("edge announcement failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def close_all(self, code: int, reason: str) -> None:
+        for connection in self.registry.all():
+            with contextlib.suppress(Exception):
+                await connection.close(code, reason)

@@ -1,0 +1,80 @@
+"""ws-edge: authenticates WebSocket clients, forwards their events, delivers outbound events."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse
+
+from chat_core.auth import build_authenticator
+from chat_core.logs import configure_logging
+from chat_core.runtime import Runtime
+from chat_core.server import health_router, parse_address, serve
+from ws_edge.config import EdgeSettings
+from ws_edge.delivery import EdgeDelivery
+from ws_edge.deps import EdgeDep
+from ws_edge.edge import Edge
+from ws_edge.session import run_session
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: EdgeSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        authenticator = build_authenticator(settings)
+        runtime = await Runtime.start(settings, f"ws-edge {settings.edge_id}")
+        delivery = EdgeDelivery(runtime.broker, settings.edge_id)
+        await delivery.start()
+        edge = Edge(settings, runtime, authenticator, delivery)
+        app.state.edge = edge
+        announcer = asyncio.create_task(edge.announce_forever())
+        log.info("edge started", edge_id=settings.edge_id)
+        try:
+            yield
+        finally:
+            announcer.cancel()
+            await edge.close_all(1001, "edge shutting down")
+            await runtime.close()
+
+    app = FastAPI(title="chat ws-edge", lifespan=lifespan)
+
+    async def readiness() -> dict[str, bool]:
+        edge: Edge | None = getattr(app.state, "edge", None)
+        return await edge.readiness() if edge else {"started": False}
+
+    app.include_router(health_router(readiness))
+
+    @app.websocket("/ws/{user_id}")
+    async def websocket_endpoint(socket: WebSocket, user_id: str, edge: EdgeDep) -> None:
+        await run_session(edge, socket, user_id)
+
+    @app.get("/stats")
+    async def stats(edge: EdgeDep) -> JSONResponse:
+        return JSONResponse(
+            {
+                "edgeId": settings.edge_id,
+                "connections": len(edge.registry),
+                "users": edge.registry.user_count,
+            }
+        )
+
+    return app
+
+
+def main() -> None:
+    args = parse_address("chat WebSocket edge", default_port=8000)
+    settings = EdgeSettings()
+    configure_logging("ws-edge", settings.log_level, settings.log_format)
+    serve(
+        create_app(settings),
+        args.host or settings.host,
+        args.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ping_interval_seconds,
+        ws_ping_timeout=settings.ping_timeout_seconds,
+    )
