@@ -1,0 +1,48 @@
+"""The running stack: each service a real process on its own port, fresh names per session."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.stack import ServiceProcess, Stack
+
+# Short presence timings so expiry is observable in seconds; production defaults are in
+# docs/presence.md.
+FAST_PRESENCE = {
+    "ANNOUNCE_INTERVAL_SECONDS": "0.5",
+    "EDGE_TIMEOUT_SECONDS": "2",
+    "SWEEP_INTERVAL_SECONDS": "0.5",
+    "HEARTBEAT_FORWARD_INTERVAL_SECONDS": "0",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(
+    amqp_url: str, mongo_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    running = Stack(amqp_url, mongo_url, tmp_path_factory.mktemp("logs"), extra_env=FAST_PRESENCE)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def edge(stack: Stack) -> ServiceProcess:
+    return stack.start("ws-edge", EDGE_ID="edge-a")
+
+
+@pytest.fixture(scope="session")
+def messaging(stack: Stack) -> ServiceProcess:
+    return stack.start("messaging")
+
+
+@pytest.fixture(scope="session")
+def presence(stack: Stack) -> ServiceProcess:
+    return stack.start("presence")
+
+
+@pytest.fixture
+def second_edge(stack: Stack) -> Iterator[ServiceProcess]:
+    """Another edge process beside the first, stopped after the test."""
+    other = stack.start("ws-edge", EDGE_ID=f"edge-b-{stack.names[1][-6:]}")
+    yield other
+    other.stop()

@@ -1,0 +1,69 @@
+"""The registry binds a user's delivery key on their first socket and unbinds on their last."""
+
+import asyncio
+from typing import cast
+
+from starlette.websockets import WebSocket
+
+from ws_edge.registry import Connection, ConnectionRegistry
+
+
+class KeyLog:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def bind(self, user_id: str) -> None:
+        await asyncio.sleep(0)
+        self.calls.append(("bind", user_id))
+
+    async def unbind(self, user_id: str) -> None:
+        await asyncio.sleep(0)
+        self.calls.append(("unbind", user_id))
+
+
+def connection(user_id: str, connection_id: str) -> Connection:
+    # The registry never touches the socket; a placeholder keeps this a pure-logic test.
+    return Connection(user_id, connection_id, cast(WebSocket, object()))
+
+
+async def test_binds_once_per_user_and_unbinds_after_the_last_socket() -> None:
+    keys = KeyLog()
+    registry = ConnectionRegistry(keys.bind, keys.unbind)
+    phone, laptop = connection("u1", "a"), connection("u1", "b")
+
+    await registry.add(phone)
+    await registry.add(laptop)
+    assert keys.calls == [("bind", "u1")]
+    assert len(registry) == 2
+
+    await registry.remove(phone)
+    assert keys.calls == [("bind", "u1")]
+    await registry.remove(laptop)
+    assert keys.calls == [("bind", "u1"), ("unbind", "u1")]
+    assert len(registry) == 0
+    assert registry.of_user("u1") == []
+
+
+async def test_removing_twice_or_an_unknown_connection_is_harmless() -> None:
+    keys = KeyLog()
+    registry = ConnectionRegistry(keys.bind, keys.unbind)
+    phone = connection("u1", "a")
+    await registry.remove(phone)
+    await registry.add(phone)
+    await registry.remove(phone)
+    await registry.remove(phone)
+    assert keys.calls == [("bind", "u1"), ("unbind", "u1")]
+
+
+async def test_concurrent_connect_and_disconnect_keep_binding_consistent() -> None:
+    keys = KeyLog()
+    registry = ConnectionRegistry(keys.bind, keys.unbind)
+    sockets = [connection("u1", str(i)) for i in range(20)]
+    await asyncio.gather(*(registry.add(s) for s in sockets))
+    await asyncio.gather(*(registry.remove(s) for s in sockets[:10]))
+    assert keys.calls == [("bind", "u1")]
+    await asyncio.gather(*(registry.remove(s) for s in sockets[10:]), registry.add(sockets[0]))
+    binds = [c for c in keys.calls if c[0] == "bind"]
+    unbinds = [c for c in keys.calls if c[0] == "unbind"]
+    # Whatever the interleaving, the key is bound exactly while the user has a socket.
+    assert len(binds) - len(unbinds) == (1 if registry.of_user("u1") else 0)
