@@ -119,7 +119,8 @@ async def test_one_user_may_hold_several_connections(edge: ServiceProcess) -> No
     ):
         await first.heartbeat()
         await second.heartbeat()
-        stats = httpx.get(f"{edge.http_url}/stats").json()
+        async with httpx.AsyncClient() as http:
+            stats = (await http.get(f"{edge.http_url}/stats")).json()
         assert stats["connections"] >= 2
 
 

@@ -18,7 +18,7 @@ BAD_FRAMES: list[tuple[str | bytes, str]] = [
     ("{}", "frame has no 'event' field"),
     ('{"conversationId": "abc"}', "frame has no 'event' field"),
     ('{"event": "dance"}', "unknown event 'dance'"),
-    ('{"event": 7}', "unknown event 7"),
+    ('{"event": 7}', "unknown event '7'"),
     ('{"event": "new_message"}', "unknown event 'new_message'"),
     ('{"event": "typing"}', "invalid typing event: conversationId: Field required"),
     ('{"event": "typing", "conversationId": 12}', "conversationId: Input should be a valid string"),

@@ -45,7 +45,9 @@ async def test_small_clock_skew_is_tolerated(
     authenticator: FirebaseAuthenticator, signing_key: SigningKey
 ) -> None:
     issued_in_the_future = int(time.time()) + 5
-    token = sign_id_token(signing_key, "bob", iat=issued_in_the_future, auth_time=issued_in_the_future)
+    token = sign_id_token(
+        signing_key, "bob", iat=issued_in_the_future, auth_time=issued_in_the_future
+    )
     assert await authenticator.user_id_for(token) == "bob"
 
 

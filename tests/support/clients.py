@@ -61,7 +61,9 @@ class WsClient:
 
     async def send(self, payload: Event | str | bytes) -> None:
         assert self._socket is not None
-        await self._socket.send(payload if isinstance(payload, str | bytes) else json.dumps(payload))
+        await self._socket.send(
+            payload if isinstance(payload, str | bytes) else json.dumps(payload)
+        )
 
     async def next_event(self, timeout: float = 5.0) -> Event:
         return await asyncio.wait_for(self._events.get(), timeout)

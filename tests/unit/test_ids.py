@@ -25,7 +25,7 @@ def test_vietnamese_mobile_numbers_are_valid(number: str) -> None:
         " 84912345678",
         "+84 912345678",
         "+8491234567a",
-        "+８4912345678",  # full-width digit
+        "+\uff184912345678",  # a full-width digit is not a digit here
     ],
 )
 def test_anything_else_is_not(number: str) -> None:

@@ -29,22 +29,31 @@ async def is_reachable(db: Database) -> bool:
     return True
 
 
+# Full (not partial) unique index: FerretDB has no partial indexes, so every message carries a
+# clientMessageId, generated when the client sends none.
+INDEXES: dict[str, list[IndexModel]] = {
+    "messages": [
+        IndexModel(
+            [
+                ("conversationId", ASCENDING),
+                ("senderId", ASCENDING),
+                ("clientMessageId", ASCENDING),
+            ],
+            unique=True,
+            name="idempotent_send",
+        ),
+        IndexModel([("conversationId", ASCENDING), ("_id", DESCENDING)], name="history"),
+    ],
+    "memberships": [IndexModel([("userId", ASCENDING)], name="by_user")],
+    "presence": [IndexModel([("online", ASCENDING)], name="online")],
+}
+
+
 async def ensure_indexes(db: Database) -> None:
-    # Full (not partial) unique index: FerretDB has no partial indexes, so every message
-    # carries a clientMessageId, generated when the client sends none.
-    await db.messages.create_indexes(
-        [
-            IndexModel(
-                [
-                    ("conversationId", ASCENDING),
-                    ("senderId", ASCENDING),
-                    ("clientMessageId", ASCENDING),
-                ],
-                unique=True,
-                name="idempotent_send",
-            ),
-            IndexModel([("conversationId", ASCENDING), ("_id", DESCENDING)], name="history"),
-        ]
-    )
-    await db.memberships.create_index([("userId", ASCENDING)], name="by_user")
-    await db.presence.create_index([("online", ASCENDING)], name="online")
+    for collection, models in INDEXES.items():
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        for model in models:
+            # One index per command, and only missing ones: FerretDB v1.24 drops the connection
+            # (a server-side panic) on a createIndexes naming several indexes that exist.
+            if model.document["name"] not in existing:
+                await db[collection].create_indexes([model])

@@ -16,6 +16,7 @@ from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
+from ws_edge.process import resident_set_bytes
 from ws_edge.session import run_session
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
                 "edgeId": settings.edge_id,
                 "connections": len(edge.registry),
                 "users": edge.registry.user_count,
+                "rssBytes": resident_set_bytes(),
             }
         )
 

@@ -1,0 +1,155 @@
+"""What the edge puts on the broker, and what it delivers from it, observed on real RabbitMQ."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractQueue
+
+from chat_core.broker import Broker, Topology
+from chat_core.events import (
+    ClientEvent,
+    ConnectionClosed,
+    ConnectionOpened,
+    Deliver,
+    EdgeAlive,
+    InboundEvent,
+    TypingIndicator,
+    inbound_event_adapter,
+)
+from tests.support.clients import WsClient
+from tests.support.stack import ServiceProcess, Stack
+from tests.support.users import new_user
+
+
+class Tap:
+    """A private queue bound to the events exchange: sees every envelope the edges publish."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+
+    async def next_matching(self, user_id: str, kind: str, timeout: float = 5.0) -> InboundEvent:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.queue.get(fail=False)
+                if message is None:
+                    await asyncio.sleep(0.02)
+                    continue
+                await message.ack()
+                envelope = inbound_event_adapter.validate_json(message.body)
+                if envelope.event == kind and getattr(envelope, "user_id", None) == user_id:
+                    return envelope
+
+
+@pytest.fixture
+async def tap(stack: Stack, edge: ServiceProcess) -> AsyncIterator[Tap]:
+    connection = await aio_pika.connect_robust(stack.amqp_url)
+    channel = await connection.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(Topology(stack.broker_prefix).events_exchange, "#")
+    yield Tap(queue)
+    await connection.close()
+
+
+@pytest.fixture
+async def broker(stack: Stack, edge: ServiceProcess) -> AsyncIterator[Broker]:
+    connected = Broker(stack.amqp_url, Topology(stack.broker_prefix), "test-publisher")
+    await connected.start()
+    yield connected
+    await connected.close()
+
+
+async def test_open_and_close_are_published_with_edge_and_connection_ids(
+    edge: ServiceProcess, tap: Tap
+) -> None:
+    user = new_user()
+    async with WsClient.for_user(edge.ws_url, user) as client:
+        opened = await tap.next_matching(user, "conn.opened")
+        await client.heartbeat()
+    closed = await tap.next_matching(user, "conn.closed")
+
+    assert isinstance(opened, ConnectionOpened)
+    assert isinstance(closed, ConnectionClosed)
+    assert opened.edge_id == closed.edge_id == "edge-a"
+    assert opened.connection_id == closed.connection_id
+
+
+async def test_each_connection_of_a_user_has_its_own_id(edge: ServiceProcess, tap: Tap) -> None:
+    user = new_user()
+    async with WsClient.for_user(edge.ws_url, user), WsClient.for_user(edge.ws_url, user):
+        first = await tap.next_matching(user, "conn.opened")
+        second = await tap.next_matching(user, "conn.opened")
+    assert isinstance(first, ConnectionOpened)
+    assert isinstance(second, ConnectionOpened)
+    assert first.connection_id != second.connection_id
+
+
+async def test_client_events_are_forwarded_with_who_sent_them(
+    edge: ServiceProcess, tap: Tap
+) -> None:
+    user = new_user()
+    async with WsClient.for_user(edge.ws_url, user) as client:
+        await client.heartbeat()
+        heartbeat = await tap.next_matching(user, "client.heartbeat")
+        await client.send({"event": "status_change", "status": "busy"})
+        status = await tap.next_matching(user, "client.status_change")
+        await client.send({"event": "typing", "conversationId": "c-1"})
+        typing = await tap.next_matching(user, "client.typing")
+
+    assert isinstance(heartbeat, ClientEvent)
+    assert isinstance(status, ClientEvent)
+    assert isinstance(typing, ClientEvent)
+    assert status.frame.model_dump() == {"event": "status_change", "status": "busy"}
+    assert typing.frame.model_dump() == {"event": "typing", "conversation_id": "c-1"}
+    assert heartbeat.connection_id == status.connection_id == typing.connection_id
+
+
+async def test_the_edge_announces_itself(edge: ServiceProcess, tap: Tap) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            message = await tap.queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            envelope = inbound_event_adapter.validate_json(message.body)
+            if isinstance(envelope, EdgeAlive) and envelope.edge_id == "edge-a":
+                break
+
+
+async def test_deliveries_reach_every_socket_of_the_user_and_nobody_else(
+    edge: ServiceProcess, second_edge: ServiceProcess, broker: Broker
+) -> None:
+    user, other = new_user(), new_user()
+    async with (
+        WsClient.for_user(edge.ws_url, user) as phone,
+        WsClient.for_user(second_edge.ws_url, user) as laptop,
+        WsClient.for_user(edge.ws_url, other) as bystander,
+    ):
+        await asyncio.gather(phone.heartbeat(), laptop.heartbeat(), bystander.heartbeat())
+        frame = TypingIndicator(conversation_id="c-9", user_id=other)
+
+        await broker.deliver([user], Deliver(frame=frame))
+
+        expected = {"event": "typing", "conversationId": "c-9", "userId": other}
+        assert await phone.wait_event("typing") == expected
+        assert await laptop.wait_event("typing") == expected
+        await bystander.assert_nothing(lambda e: e["event"] == "typing", within=0.5)
+
+
+async def test_a_delivery_for_one_connection_reaches_only_that_socket(
+    edge: ServiceProcess, broker: Broker, tap: Tap
+) -> None:
+    user = new_user()
+    async with WsClient.for_user(edge.ws_url, user) as phone:
+        opened = await tap.next_matching(user, "conn.opened")
+        async with WsClient.for_user(edge.ws_url, user) as laptop:
+            await laptop.heartbeat()
+            assert isinstance(opened, ConnectionOpened)
+            frame = TypingIndicator(conversation_id="c-1", user_id="x")
+
+            await broker.deliver([user], Deliver(frame=frame, connection_id=opened.connection_id))
+
+            await phone.wait_event("typing", conversationId="c-1")
+            await laptop.assert_nothing(lambda e: e["event"] == "typing", within=0.5)
+
