@@ -152,4 +152,3 @@ async def test_a_delivery_for_one_connection_reaches_only_that_socket(
 
             await phone.wait_event("typing", conversationId="c-1")
             await laptop.assert_nothing(lambda e: e["event"] == "typing", within=0.5)
-
