@@ -4,8 +4,9 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -36,7 +37,7 @@ def parse_address(description: str, default_port: int) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def serve(app: FastAPI, host: str, port: int, **options: object) -> None:
+def serve(app: ASGIApp, host: str, port: int, **options: object) -> None:
     uvicorn.run(
         app,
         host=host,

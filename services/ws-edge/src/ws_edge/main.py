@@ -5,8 +5,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from chat_core.auth import build_authenticator
 from chat_core.logs import configure_logging
@@ -21,8 +23,10 @@ from ws_edge.session import run_session
 
 log = structlog.get_logger(__name__)
 
+WS_PREFIX = "/ws/"
 
-def create_app(settings: EdgeSettings) -> FastAPI:
+
+def create_app(settings: EdgeSettings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         authenticator = build_authenticator(settings)
@@ -48,10 +52,6 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
 
-    @app.websocket("/ws/{user_id}")
-    async def websocket_endpoint(socket: WebSocket, user_id: str, edge: EdgeDep) -> None:
-        await run_session(edge, socket, user_id)
-
     @app.get("/stats")
     async def stats(edge: EdgeDep) -> JSONResponse:
         return JSONResponse(
@@ -63,7 +63,17 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             }
         )
 
-    return app
+    async def edge_app(scope: Scope, receive: Receive, send: Send) -> None:
+        # /ws/{userId} is served here, outside FastAPI's router and middleware: their frames
+        # stay alive for a socket's whole life, about 11 KiB per idle connection.
+        if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
+            user_id = scope["path"][len(WS_PREFIX) :]
+            if user_id and "/" not in user_id:
+                await run_session(app.state.edge, WebSocket(scope, receive, send), user_id)
+                return
+        await app(scope, receive, send)
+
+    return edge_app
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketState
@@ -10,22 +10,25 @@ from starlette.websockets import WebSocket, WebSocketState
 log = structlog.get_logger(__name__)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
+    """One socket. Kept small on purpose: an edge holds tens of thousands of these."""
+
     user_id: str
     connection_id: str
     socket: WebSocket
     # Monotonic time of the last heartbeat forwarded to presence.
     heartbeat_forwarded_at: float = float("-inf")
-    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, payload: str) -> bool:
-        """Send a text frame; False when the socket is already gone."""
+        """Send a text frame; False when the socket is already gone.
+
+        No lock: uvicorn writes each frame whole, so concurrent senders cannot interleave.
+        """
         if self.socket.application_state is not WebSocketState.CONNECTED:
             return False
         try:
-            async with self._send_lock:
-                await self.socket.send_text(payload)
+            await self.socket.send_text(payload)
         except (RuntimeError, OSError):
             return False
         return True

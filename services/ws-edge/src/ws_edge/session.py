@@ -44,30 +44,38 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
         return
 
     connection = Connection(user_id=user_id, connection_id=new_id(), socket=socket)
-    ref = ConnectionRef(
-        user_id=user_id, connection_id=connection.connection_id, edge_id=edge.settings.edge_id
-    )
-    bound = log.bind(user_id=user_id, connection_id=connection.connection_id)
+    # Each socket runs in its own task, so this context belongs to this connection alone.
+    structlog.contextvars.bind_contextvars(user_id=user_id, connection_id=connection.connection_id)
     await edge.registry.add(connection)
     try:
-        opened = ConnectionOpened(**ref.model_dump(), at=utcnow())
+        opened = ConnectionOpened(**_ref(edge, connection).model_dump(), at=utcnow())
         await edge.runtime.broker.publish_event(opened, opened.event)
-        bound.info("connected")
-        await _receive_frames(edge, connection, ref)
+        log.info("connected")
+        await _receive_frames(edge, connection)
     finally:
         await edge.registry.remove(connection)
-        closed = ConnectionClosed(**ref.model_dump(), at=utcnow())
+        closed = ConnectionClosed(**_ref(edge, connection).model_dump(), at=utcnow())
         try:
             await edge.runtime.broker.publish_event(closed, closed.event)
         except Exception:
             # Presence still expires it: by idle timeout, or with this edge if it dies.
-            bound.warning("conn.closed not published", exc_info=True)
-        bound.info("disconnected")
+            log.warning("conn.closed not published", exc_info=True)
+        log.info("disconnected")
 
 
-async def _receive_frames(edge: Edge, connection: Connection, ref: ConnectionRef) -> None:
+def _ref(edge: Edge, connection: Connection) -> ConnectionRef:
+    # Built per event rather than kept per socket: memory per idle socket is what matters.
+    return ConnectionRef(
+        user_id=connection.user_id,
+        connection_id=connection.connection_id,
+        edge_id=edge.settings.edge_id,
+    )
+
+
+async def _receive_frames(edge: Edge, connection: Connection) -> None:
+    receive = connection.socket.receive
     while True:
-        message = await connection.socket.receive()
+        message = await receive()
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text")
@@ -79,30 +87,23 @@ async def _receive_frames(edge: Edge, connection: Connection, ref: ConnectionRef
         except BadFrame as error:
             await connection.send(ErrorFrame(message=str(error)).model_dump_json(by_alias=True))
             continue
-        await _handle(edge, connection, ref, frame)
+        await _handle(edge, connection, frame)
 
 
-async def _handle(
-    edge: Edge, connection: Connection, ref: ConnectionRef, frame: ClientFrame
-) -> None:
-    broker = edge.runtime.broker
+async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> None:
     if isinstance(frame, ClientHeartbeat):
         await connection.send(_HEARTBEAT_ACK)
         now = time.monotonic()
-        if (
-            now - connection.heartbeat_forwarded_at
-            < edge.settings.heartbeat_forward_interval_seconds
-        ):
+        elapsed = now - connection.heartbeat_forwarded_at
+        if elapsed < edge.settings.heartbeat_forward_interval_seconds:
             return
         connection.heartbeat_forwarded_at = now
-    envelope = ClientEvent.wrap(ref, frame)
+    envelope = ClientEvent.wrap(_ref(edge, connection), frame)
     ttl = TYPING_TTL_SECONDS if isinstance(frame, ClientTyping) else None
     try:
-        await broker.publish_event(envelope, envelope.event, ttl=ttl)
+        await edge.runtime.broker.publish_event(envelope, envelope.event, ttl=ttl)
     except Exception:
         log.warning("publish failed", kind=envelope.event, exc_info=True)
         if not isinstance(frame, ClientHeartbeat):
-            unavailable = ErrorFrame(
-                message=f"{frame.event} not accepted: service unavailable, retry"
-            )
-            await connection.send(unavailable.model_dump_json(by_alias=True))
+            refused = ErrorFrame(message=f"{frame.event} not accepted: service unavailable, retry")
+            await connection.send(refused.model_dump_json(by_alias=True))
