@@ -1,0 +1,20 @@
+from pydantic import Field
+
+from chat_core.settings import ServiceSettings
+
+
+class MessagingSettings(ServiceSettings):
+    # Characters (code points), not bytes; 4000 is a long chat message, far from a document.
+    max_content_chars: int = Field(default=4000, ge=1, le=100_000)
+    max_participants: int = Field(default=256, ge=2, le=10_000)
+    # A fast typist's keystrokes become at most one typing event per this interval.
+    typing_throttle_seconds: float = Field(default=1.0, ge=0)
+    # The relay publishes outbox entries older than this: younger ones still belong to the
+    # request that wrote them, which deletes them itself after publishing.
+    outbox_min_age_seconds: float = Field(default=5.0, ge=0)
+    relay_interval_seconds: float = Field(default=2.0, gt=0)
+    # Conversations whose participants stay cached in memory (they never change).
+    members_cache_size: int = Field(default=50_000, ge=1)
+    # Fault injection for the crash test only: the process exits (status 70) right after a
+    # message is written and before its new_message is published. Never set it in production.
+    fault_crash_after_write: bool = False

@@ -1,0 +1,41 @@
+"""What the service sends to users' devices, as data the domain returns and handlers publish."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat_core.events import Deliver, ErrorFrame, Frame, ServerFrame
+
+
+class Deliverer(Protocol):
+    """`chat_core.broker.Broker` in the services; returns once the broker confirmed."""
+
+    async def deliver(
+        self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    user_ids: tuple[str, ...]
+    frame: ServerFrame
+    connection_id: str | None = None
+    ttl: float | None = None
+
+
+def to_others(
+    participants: Sequence[str], user_id: str, frame: ServerFrame, ttl: float | None = None
+) -> Delivery:
+    return Delivery(tuple(p for p in participants if p != user_id), frame, ttl=ttl)
+
+
+def refusal(user_id: str, connection_id: str, message: str) -> Delivery:
+    """An `error` event to the one socket whose frame was refused."""
+    return Delivery((user_id,), ErrorFrame(message=message), connection_id=connection_id)
+
+
+async def publish(deliverer: Deliverer, deliveries: Iterable[Delivery]) -> None:
+    for delivery in deliveries:
+        if delivery.user_ids:
+            envelope = Deliver(frame=delivery.frame, connection_id=delivery.connection_id)
+            await deliverer.deliver(delivery.user_ids, envelope, ttl=delivery.ttl)

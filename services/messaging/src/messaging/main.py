@@ -1,0 +1,95 @@
+"""messaging: the REST API for conversations and messages, the typing and read-receipt
+consumers, and the outbox relay, in one process."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from chat_core.auth import build_authenticator
+from chat_core.logs import configure_logging
+from chat_core.runtime import Runtime
+from chat_core.server import health_router, parse_address, serve
+from messaging import api
+from messaging.config import MessagingSettings
+from messaging.relay import relay_forever
+from messaging.service import Messaging
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: MessagingSettings) -> FastAPI:
+    relay: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal relay
+        authenticator = build_authenticator(settings)
+        runtime = await Runtime.start(settings, "messaging")
+        messaging = Messaging.assemble(settings, runtime, authenticator)
+        await messaging.worker.start(runtime.broker, settings.broker_prefetch)
+        relay = asyncio.create_task(
+            relay_forever(
+                messaging.outbox,
+                messaging.messages,
+                runtime.broker,
+                interval=settings.relay_interval_seconds,
+                min_age=settings.outbox_min_age_seconds,
+            )
+        )
+        app.state.messaging = messaging
+        log.info("messaging started")
+        try:
+            yield
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            await runtime.close()
+
+    app = FastAPI(
+        title="chat messaging",
+        summary="Conversations and messages; new_message, typing and read receipts in real time.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+
+    async def readiness() -> dict[str, bool]:
+        messaging: Messaging | None = getattr(app.state, "messaging", None)
+        if messaging is None:
+            return {"started": False}
+        checks = await messaging.runtime.readiness()
+        checks["outbox_relay"] = relay is not None and not relay.done()
+        return checks
+
+    app.include_router(health_router(readiness))
+    app.include_router(api.router)
+    _document_configured_limits(app, settings)
+    return app
+
+
+def _document_configured_limits(app: FastAPI, settings: MessagingSettings) -> None:
+    """The content limit is a setting, checked in the route; state it in the schema too."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            content = document["components"]["schemas"]["SendMessage"]["properties"]["content"]
+            content["maxLength"] = settings.max_content_chars
+            content["description"] = (
+                f"Not blank; at most {settings.max_content_chars} characters (MAX_CONTENT_CHARS)."
+            )
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def main() -> None:
+    args = parse_address("chat messaging service", default_port=8001)
+    settings = MessagingSettings()
+    configure_logging("messaging", settings.log_level, settings.log_format)
+    serve(create_app(settings), args.host or settings.host, args.port)
