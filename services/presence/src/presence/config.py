@@ -1,0 +1,16 @@
+from pydantic import Field
+
+from chat_core.settings import ServiceSettings
+
+
+class PresenceSettings(ServiceSettings):
+    # Edges announce every 10 s; three missed announcements mean the edge is dead.
+    edge_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Clients heartbeat every 30 s and edges forward one per 15 s: four missed heartbeats.
+    connection_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    # Contacts change only when a conversation is created, which invalidates them at once;
+    # the TTL covers events another presence instance consumed.
+    contacts_cache_seconds: float = Field(default=60.0, ge=0)
+    # The most user ids one batch request may ask for.
+    batch_limit: int = Field(default=200, ge=1, le=1000)

@@ -1,0 +1,71 @@
+"""presence: per-user presence across devices and edges, broadcast to contacts, over HTTP."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from chat_core.auth import build_authenticator
+from chat_core.broker import PRESENCE
+from chat_core.events import inbound_event_adapter
+from chat_core.logs import configure_logging
+from chat_core.runtime import Runtime
+from chat_core.server import health_router, parse_address, serve
+from presence.config import PresenceSettings
+from presence.consumer import presence_handler
+from presence.routes import router
+from presence.service import PresenceService
+from presence.sweep import sweep_forever
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: PresenceSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        authenticator = build_authenticator(settings)
+        runtime = await Runtime.start(settings, "presence")
+        service = PresenceService.build(settings, runtime, authenticator)
+        app.state.presence = service
+        await runtime.broker.consume(
+            PRESENCE,
+            inbound_event_adapter,
+            presence_handler(service.tracker, service.contacts),
+            prefetch=settings.broker_prefetch,
+        )
+        service.consuming = True
+        sweeper = asyncio.create_task(
+            sweep_forever(service.tracker, settings.sweep_interval_seconds)
+        )
+        log.info(
+            "presence started",
+            edge_timeout_seconds=settings.edge_timeout_seconds,
+            connection_idle_timeout_seconds=settings.connection_idle_timeout_seconds,
+            sweep_interval_seconds=settings.sweep_interval_seconds,
+        )
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            service.consuming = False
+            # Unacked events go back to the queue and are applied again, idempotently.
+            await runtime.close()
+
+    app = FastAPI(title="chat presence", lifespan=lifespan)
+
+    async def readiness() -> dict[str, bool]:
+        service: PresenceService | None = getattr(app.state, "presence", None)
+        return await service.readiness() if service else {"started": False}
+
+    app.include_router(health_router(readiness))
+    app.include_router(router)
+    return app
+
+
+def main() -> None:
+    args = parse_address("chat presence service", default_port=8002)
+    settings = PresenceSettings()
+    configure_logging("presence", settings.log_level, settings.log_format)
+    serve(create_app(settings), args.host or settings.host, args.port)

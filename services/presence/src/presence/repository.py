@@ -1,0 +1,115 @@
+"""The `presence` collection: one document per user (`_id` = user id), written optimistically.
+
+Every write is conditional on `_id` and the revision it was computed from, so two presence
+instances cannot overwrite each other; the loser reloads and recomputes. That is also all
+FerretDB can do atomically (no transactions, read-then-write updates).
+"""
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from chat_core.db import Database, Document
+from chat_core.events import Status
+from presence.state import Link, Presence
+
+
+def to_document(presence: Presence, rev: int, now: datetime) -> Document:
+    return {
+        "_id": presence.user_id,
+        "status": presence.status,
+        "statusAt": presence.status_at,
+        "effective": presence.effective,
+        "announced": presence.announced,
+        "pending": presence.pending is not None,
+        "online": bool(presence.connections),
+        "connections": {
+            connection_id: {
+                "edgeId": link.edge_id,
+                "openedAt": link.opened_at,
+                "lastActiveAt": link.last_active_at,
+            }
+            for connection_id, link in presence.connections.items()
+        },
+        "closed": dict(presence.closed),
+        "lastActiveAt": presence.last_active_at,
+        "shownLastActiveAt": presence.shown_last_active_at,
+        "rev": rev,
+        "updatedAt": now,
+    }
+
+
+def from_document(user_id: str, doc: Document | None) -> Presence:
+    if doc is None:
+        return Presence(user_id=user_id)
+    connections: dict[str, Any] = doc.get("connections") or {}
+    return Presence(
+        user_id=user_id,
+        status=doc.get("status", "available"),
+        status_at=doc.get("statusAt"),
+        connections={
+            connection_id: Link(
+                edge_id=link["edgeId"],
+                opened_at=link["openedAt"],
+                last_active_at=link["lastActiveAt"],
+            )
+            for connection_id, link in connections.items()
+        },
+        closed=doc.get("closed") or {},
+        last_active_at=doc.get("lastActiveAt"),
+        shown_last_active_at=doc.get("shownLastActiveAt"),
+        announced=doc.get("announced", "offline"),
+        rev=int(doc.get("rev", 0)),
+    )
+
+
+class PresenceRepository:
+    def __init__(self, db: Database) -> None:
+        self._docs = db.presence
+
+    async def load(self, user_id: str) -> Presence:
+        return from_document(user_id, await self._docs.find_one({"_id": user_id}))
+
+    async def load_many(self, user_ids: Iterable[str]) -> list[Presence]:
+        # One `_id` lookup each: FerretDB pushes down `_id` equality, not `$in`.
+        return list(await asyncio.gather(*(self.load(user_id) for user_id in user_ids)))
+
+    async def save(self, before: Presence, after: Presence, now: datetime) -> Presence | None:
+        """Store `after` if the document is still at `before`'s revision; None if it moved."""
+        rev = before.rev + 1
+        doc = to_document(after, rev, now)
+        if before.rev == 0:
+            try:
+                await self._docs.insert_one(doc)
+            except DuplicateKeyError:
+                return None
+        else:
+            result = await self._docs.replace_one({"_id": before.user_id, "rev": before.rev}, doc)
+            if result.matched_count == 0:
+                return None
+        return replace(after, rev=rev)
+
+    async def mark_announced(self, presence: Presence, status: Status) -> bool:
+        """Record that contacts were told `status`; False if a newer write got there first."""
+        result = await self._docs.update_one(
+            {"_id": presence.user_id, "rev": presence.rev},
+            {
+                "$set": {
+                    "announced": status,
+                    "pending": status != presence.effective,
+                    "rev": presence.rev + 1,
+                }
+            },
+        )
+        return result.matched_count == 1
+
+    async def watched(self) -> list[Presence]:
+        """Users the sweep must look at: online, or with contacts not yet told."""
+        cursor = self._docs.find(
+            {"$or": [{"online": True}, {"pending": True}]}, {"closed": 0, "statusAt": 0}
+        )
+        return [from_document(doc["_id"], doc) async for doc in cursor]

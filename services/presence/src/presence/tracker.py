@@ -1,0 +1,221 @@
+"""Applying presence events: load, transition, store conditionally, then tell people.
+
+Per user, events are applied one at a time in arrival order (UserLocks) and every write is
+conditional on the revision it was computed from (PresenceRepository), so several presence
+instances stay consistent. Contacts are told only after the new state is stored; the stored
+`announced` status is the outbox: a failure before it is updated leaves the broadcast
+pending, and the redelivered event or the next sweep sends it.
+"""
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from chat_core.broker import Broker
+from chat_core.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    ConnectionRef,
+    Deliver,
+    EdgeAlive,
+    Status,
+    StatusChangeAck,
+    UserStatusChange,
+    utcnow,
+)
+from presence import state
+from presence.contacts import ContactBook
+from presence.edges import EdgeRepository
+from presence.locks import UserLocks
+from presence.repository import PresenceRepository
+from presence.state import EdgeSeen, Presence, Timeouts
+
+log = structlog.get_logger(__name__)
+
+# Each attempt follows a write by another instance to the same user: many in a row means
+# something is badly wrong, and the consumer should retry the message later instead.
+MAX_ATTEMPTS = 20
+SWEEP_PARALLELISM = 16
+# An edge silent this long is forgotten; its connections were expired long before.
+FORGET_EDGES_AFTER = timedelta(hours=1)
+
+# Given the stored state, the current time and whether the event's edge may still hold the
+# connection, the new state.
+Change = Callable[[Presence, datetime, bool], Presence]
+
+
+class ConcurrentUpdates(Exception):
+    pass
+
+
+def millis(moment: datetime) -> datetime:
+    """BSON keeps milliseconds: compare times at the precision they are stored in."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
+
+
+class PresenceTracker:
+    def __init__(
+        self,
+        presences: PresenceRepository,
+        edges: EdgeRepository,
+        contacts: ContactBook,
+        broker: Broker,
+        timeouts: Timeouts,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._presences = presences
+        self._edges = edges
+        self._contacts = contacts
+        self._broker = broker
+        self._timeouts = timeouts
+        self._clock = clock
+        self._locks = UserLocks()
+        self.watching_since = self._now()
+
+    def _now(self) -> datetime:
+        return millis(self._clock())
+
+    # --- events from edges ---------------------------------------------------------------
+
+    async def connection_opened(self, opened: ConnectionOpened) -> None:
+        at = millis(opened.at)
+        await self._apply(
+            opened,
+            at,
+            lambda p, now, live: state.open_connection(
+                p, opened.connection_id, opened.edge_id, at, now, self._timeouts, edge_live=live
+            ),
+        )
+
+    async def connection_closed(self, closed: ConnectionClosed) -> None:
+        at = millis(closed.at)
+        await self._apply(
+            closed,
+            at,
+            lambda p, now, _live: state.close_connection(
+                p, closed.connection_id, at, now, self._timeouts
+            ),
+        )
+
+    async def activity(self, ref: ConnectionRef, at: datetime) -> None:
+        at = millis(at)
+        await self._apply(
+            ref,
+            at,
+            lambda p, now, live: state.record_activity(
+                p, ref.connection_id, ref.edge_id, at, now, self._timeouts, edge_live=live
+            ),
+        )
+
+    async def status_chosen(self, ref: ConnectionRef, status: Status, at: datetime) -> None:
+        at = millis(at)
+        ack = Deliver(frame=StatusChangeAck(status=status), connection_id=ref.connection_id)
+        await self._apply(
+            ref,
+            at,
+            lambda p, now, live: state.choose_status(
+                p, status, ref.connection_id, ref.edge_id, at, now, self._timeouts, edge_live=live
+            ),
+            # Acknowledged even when nothing changed: the choice is stored either way.
+            ack=ack,
+        )
+
+    async def edge_alive(self, alive: EdgeAlive) -> None:
+        await self._edges.record_alive(
+            alive.edge_id, millis(alive.at), alive.connections, self._now()
+        )
+
+    # --- the sweep -----------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Expire stale connections and send pending broadcasts; how many were sent."""
+        now = self._now()
+        edges = await self._edges.all()
+        await self._edges.forget_silent(edges, now, FORGET_EDGES_AFTER)
+        due = [
+            snapshot.user_id
+            for snapshot in await self._presences.watched()
+            if snapshot.pending is not None
+            or state.stale_connections(snapshot, edges, now, self._timeouts, self.watching_since)
+        ]
+        # A dead edge can leave thousands of users to expire at once: some in parallel, and
+        # one user's failure does not hold up the others.
+        slots = asyncio.Semaphore(SWEEP_PARALLELISM)
+
+        async def expire(user_id: str) -> int:
+            async with slots:
+                try:
+                    return await self._expire_stale(user_id, edges)
+                except Exception:
+                    log.warning("sweep of user failed", user_id=user_id, exc_info=True)
+                    return 0
+
+        return sum(await asyncio.gather(*(expire(user_id) for user_id in due)))
+
+    async def _expire_stale(self, user_id: str, edges: Mapping[str, EdgeSeen]) -> int:
+        def expire(presence: Presence, now: datetime, _live: bool) -> Presence:
+            # Decided again on the stored state: a heartbeat may have arrived since the scan.
+            stale = state.stale_connections(
+                presence, edges, now, self._timeouts, self.watching_since
+            )
+            if stale:
+                log.info("connections expired", user_id=user_id, connections=stale)
+            return state.expire_connections(presence, stale)
+
+        async with self._locks.hold(user_id):
+            presence = await self._store(user_id, expire)
+            return await self._announce(presence)
+
+    # --- storing and telling -------------------------------------------------------------
+
+    async def _apply(
+        self, ref: ConnectionRef, at: datetime, change: Change, ack: Deliver | None = None
+    ) -> None:
+        async with self._locks.hold(ref.user_id):
+            presence = await self._store(ref.user_id, change, sender=(ref, at))
+            if ack is not None:
+                await self._broker.deliver([ref.user_id], ack)
+            await self._announce(presence)
+
+    async def _store(
+        self,
+        user_id: str,
+        change: Change,
+        sender: tuple[ConnectionRef, datetime] | None = None,
+    ) -> Presence:
+        for _ in range(MAX_ATTEMPTS):
+            now = self._now()
+            before = await self._presences.load(user_id)
+            live = True
+            if sender is not None and not before.knows(sender[0].connection_id):
+                # Only a connection presence has not seen yet needs its edge vouched for.
+                ref, at = sender
+                live = state.edge_is_live(
+                    await self._edges.get(ref.edge_id), at, now, self._timeouts
+                )
+            after = change(before, now, live)
+            if after == before:
+                return before
+            stored = await self._presences.save(before, after, now)
+            if stored is not None:
+                return stored
+        raise ConcurrentUpdates(f"presence of {user_id} kept changing under us")
+
+    async def _announce(self, presence: Presence) -> int:
+        """Tell the user's contacts their pending status, if any; 1 if told, else 0."""
+        status = presence.pending
+        if status is None:
+            return 0
+        contacts = await self._contacts.of(presence.user_id)
+        if contacts:
+            change = UserStatusChange(user_id=presence.user_id, status=status)
+            await self._broker.deliver(contacts, Deliver(frame=change))
+        # If this loses to a newer write, that writer sees the status as pending and tells.
+        await self._presences.mark_announced(presence, status)
+        log.info(
+            "status broadcast", user_id=presence.user_id, status=status, contacts=len(contacts)
+        )
+        return 1
