@@ -237,11 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     signals: list[int] = []
-    wake = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Only record it: the handler runs between bytecodes of the main thread, and taking a
+        # lock the main thread may hold (threading.Event.set inside Event.wait) deadlocks.
         signals.append(signum)
-        wake.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"not ready after {args.ready_timeout:g}s: {waiting} (GET /readyz != 200)")
                 stop_all(children, args.grace, hurry)
                 return 1
-        wake.wait(0.5 if announced else 0.25)
+        time.sleep(0.5 if announced else 0.25)
 
     say(f"received {signal.Signals(signals[0]).name}")
     stop_all(children, args.grace, hurry)
