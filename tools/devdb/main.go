@@ -17,6 +17,14 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
+// sqliteParams make writers queue instead of failing. FerretDB runs read-then-write
+// transactions; begun DEFERRED, the loser of a race to upgrade to a write lock gets
+// "database is locked" at once, since busy_timeout does not apply to a lock upgrade.
+// BEGIN IMMEDIATE takes the write lock up front and waits for it (busy_timeout).
+// synchronous(normal) is the usual companion of WAL: a crash of this process loses
+// nothing committed; only an OS crash or power loss could lose the last transactions.
+const sqliteParams = "_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)"
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data", ".data/ferretdb", "directory for the SQLite databases")
@@ -35,7 +43,7 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?" + sqliteParams,
 	})
 	if err != nil {
 		fail(err)
