@@ -3,12 +3,13 @@
 Only the subset MongoDB and FerretDB share is used: see docs/mongodb-compatibility.md.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
@@ -57,3 +58,79 @@ async def ensure_indexes(db: Database) -> None:
             # (a server-side panic) on a createIndexes naming several indexes that exist.
             if model.document["name"] not in existing:
                 await db[collection].create_indexes([model])
+
+
+class DocumentWrites:
+    """Conditional writes to one document that stay `_id` lookups on every server.
+
+    MongoDB checks `{_id, <condition>}` atomically through the `_id` index. FerretDB v1 pushes
+    only a lone `_id` equality down to SQLite and scans the whole collection for any other
+    filter, and its conditional writes are read-then-write anyway. There the document is read
+    by `_id` and the condition checked here: O(1), and no less atomic than FerretDB's own.
+    Callers serialise writes to one document within a process either way.
+    """
+
+    def __init__(self, collection: Collection, *, ferretdb: bool | None = None) -> None:
+        self._collection = collection
+        # None: ask the server (buildInfo) on first use.
+        self._ferretdb = ferretdb
+
+    async def _on_ferretdb(self) -> bool:
+        if self._ferretdb is None:
+            info = await self._collection.database.command("buildInfo")
+            self._ferretdb = "ferretdb" in info
+        return self._ferretdb
+
+    async def replace_if(
+        self,
+        doc_id: str,
+        condition: Document,
+        holds: Callable[[Document], bool],
+        replacement: Document,
+    ) -> bool:
+        """Replace the document if it exists and `condition` (as a filter, and as `holds`)
+        matches it; False otherwise."""
+        if await self._on_ferretdb():
+            current = await self._collection.find_one({"_id": doc_id})
+            if current is None or not holds(current):
+                return False
+            result = await self._collection.replace_one({"_id": doc_id}, replacement)
+        else:
+            result = await self._collection.replace_one({"_id": doc_id, **condition}, replacement)
+        return result.matched_count == 1
+
+    async def update_if(
+        self,
+        doc_id: str,
+        condition: Document,
+        holds: Callable[[Document], bool],
+        update: Document,
+        *,
+        upsert: bool = False,
+    ) -> bool:
+        """Apply `update` if the document matches `condition` (or, with `upsert`, does not
+        exist yet); whether it was applied."""
+        if await self._on_ferretdb():
+            current = await self._collection.find_one({"_id": doc_id})
+            if current is None:
+                if not upsert:
+                    return False
+                try:
+                    await self._collection.update_one({"_id": doc_id}, update, upsert=True)
+                except DuplicateKeyError:
+                    return False
+                return True
+            if not holds(current):
+                return False
+            result = await self._collection.update_one({"_id": doc_id}, update)
+            return result.matched_count == 1
+        try:
+            result = await self._collection.update_one(
+                {"_id": doc_id, **condition}, update, upsert=upsert
+            )
+        except DuplicateKeyError:
+            # The document exists and the condition missed it (or another writer created it
+            # a moment ago): check the condition once more without creating anything.
+            result = await self._collection.update_one({"_id": doc_id, **condition}, update)
+            return result.matched_count == 1
+        return result.matched_count == 1 or result.upserted_id is not None

@@ -11,9 +11,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pymongo.errors import DuplicateKeyError
-
-from chat_core.db import Collection, Database, Document
+from chat_core.db import Collection, Database, Document, DocumentWrites
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,7 @@ def _position(doc: Document) -> ReadPosition:
 class ReadStates:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db.read_state
+        self._writes = DocumentWrites(db.read_state)
         # FerretDB updates are read-then-write: two receipts of one member racing in this
         # process could let the older one land last. Serialise them per document.
         self._turns: dict[str, _Turn] = {}
@@ -97,7 +96,6 @@ class ReadStates:
     async def _advance(
         self, key: str, conversation_id: str, user_id: str, message_id: str, now: datetime
     ) -> bool:
-        behind = {"_id": key, "lastReadMessageId": {"$lt": message_id}}
         update = {
             "$set": {
                 "conversationId": conversation_id,
@@ -106,15 +104,14 @@ class ReadStates:
                 "readAt": now,
             }
         }
-        try:
-            # No document yet: the upsert creates it. One at or past message_id: the filter
-            # misses, the insert collides on _id, and nothing moves.
-            await self._collection.update_one(behind, update, upsert=True)
-        except DuplicateKeyError:
-            # Either already at or past it, or another writer created the document first.
-            result = await self._collection.update_one(behind, update)
-            return result.matched_count == 1
-        return True
+        # No document yet: created. One at or past message_id: nothing moves.
+        return await self._writes.update_if(
+            key,
+            {"lastReadMessageId": {"$lt": message_id}},
+            lambda doc: moves_forward(doc.get("lastReadMessageId"), message_id),
+            update,
+            upsert=True,
+        )
 
     async def get(self, conversation_id: str, user_id: str) -> ReadPosition | None:
         doc = await self._collection.find_one({"_id": _key(conversation_id, user_id)})

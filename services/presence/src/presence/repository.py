@@ -1,19 +1,20 @@
 """The `presence` collection: one document per user (`_id` = user id), written optimistically.
 
 Every write is conditional on `_id` and the revision it was computed from, so two presence
-instances cannot overwrite each other; the loser reloads and recomputes. That is also all
-FerretDB can do atomically (no transactions, read-then-write updates).
+instances cannot overwrite each other on MongoDB; the loser reloads and recomputes. FerretDB's
+conditional writes are read-then-write, so there one instance is the supported setup
+(chat_core.db.DocumentWrites keeps every write an `_id` lookup on both).
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from chat_core.db import Database, Document
+from chat_core.db import Database, Document, DocumentWrites
 from chat_core.events import Status
 from presence.state import Link, Presence
 
@@ -67,9 +68,14 @@ def from_document(user_id: str, doc: Document | None) -> Presence:
     )
 
 
+def _at_rev(rev: int) -> Callable[[Document], bool]:
+    return lambda doc: doc.get("rev") == rev
+
+
 class PresenceRepository:
     def __init__(self, db: Database) -> None:
         self._docs = db.presence
+        self._writes = DocumentWrites(db.presence)
 
     async def load(self, user_id: str) -> Presence:
         return from_document(user_id, await self._docs.find_one({"_id": user_id}))
@@ -88,15 +94,19 @@ class PresenceRepository:
             except DuplicateKeyError:
                 return None
         else:
-            result = await self._docs.replace_one({"_id": before.user_id, "rev": before.rev}, doc)
-            if result.matched_count == 0:
+            stored = await self._writes.replace_if(
+                before.user_id, {"rev": before.rev}, _at_rev(before.rev), doc
+            )
+            if not stored:
                 return None
         return replace(after, rev=rev)
 
     async def mark_announced(self, presence: Presence, status: Status) -> bool:
         """Record that contacts were told `status`; False if a newer write got there first."""
-        result = await self._docs.update_one(
-            {"_id": presence.user_id, "rev": presence.rev},
+        return await self._writes.update_if(
+            presence.user_id,
+            {"rev": presence.rev},
+            _at_rev(presence.rev),
             {
                 "$set": {
                     "announced": status,
@@ -105,7 +115,6 @@ class PresenceRepository:
                 }
             },
         )
-        return result.matched_count == 1
 
     async def watched(self) -> list[Presence]:
         """Users the sweep must look at: online, or with contacts not yet told."""

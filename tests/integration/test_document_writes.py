@@ -1,0 +1,72 @@
+"""Conditional single-document writes, in both the filter and the read-and-check form."""
+
+import asyncio
+
+import pytest
+
+from chat_core.db import Database, Document, DocumentWrites
+
+
+@pytest.fixture(params=[False, True], ids=["filtered", "read-and-check"])
+def strategy(request: pytest.FixtureRequest) -> bool:
+    ferretdb: bool = request.param
+    return ferretdb
+
+
+async def test_replace_if_only_at_the_expected_revision(db: Database, strategy: bool) -> None:
+    writes = DocumentWrites(db.things, ferretdb=strategy)
+    await db.things.insert_one({"_id": "a", "rev": 1, "v": "first"})
+
+    assert not await writes.replace_if("a", {"rev": 0}, lambda d: d["rev"] == 0, {"rev": 1})
+    assert await writes.replace_if("a", {"rev": 1}, lambda d: d["rev"] == 1, {"rev": 2, "v": "x"})
+    assert not await writes.replace_if("missing", {"rev": 1}, lambda d: True, {"rev": 2})
+
+    assert await db.things.find_one({"_id": "a"}) == {"_id": "a", "rev": 2, "v": "x"}
+    assert await db.things.find_one({"_id": "missing"}) is None
+
+
+async def test_update_if_moves_forward_only_and_upserts(db: Database, strategy: bool) -> None:
+    writes = DocumentWrites(db.positions, ferretdb=strategy)
+
+    async def advance(to: str) -> bool:
+        return await writes.update_if(
+            "p",
+            {"last": {"$lt": to}},
+            lambda doc: doc["last"] < to,
+            {"$set": {"last": to}},
+            upsert=True,
+        )
+
+    assert await advance("m2")
+    assert not await advance("m1")
+    assert not await advance("m2")
+    assert await advance("m3")
+    doc: Document | None = await db.positions.find_one({"_id": "p"})
+    assert doc == {"_id": "p", "last": "m3"}
+
+
+async def test_update_if_without_upsert_leaves_missing_documents_alone(
+    db: Database, strategy: bool
+) -> None:
+    writes = DocumentWrites(db.positions, ferretdb=strategy)
+    applied = await writes.update_if("q", {"x": 1}, lambda d: True, {"$set": {"x": 2}})
+    assert not applied
+    assert await db.positions.count_documents({}) == 0
+
+
+async def test_concurrent_upserts_create_one_document(db: Database, strategy: bool) -> None:
+    writes = DocumentWrites(db.positions, ferretdb=strategy)
+    results = await asyncio.gather(
+        *(
+            writes.update_if(
+                "r",
+                {"last": {"$lt": "m5"}},
+                lambda doc: doc["last"] < "m5",
+                {"$set": {"last": "m5"}},
+                upsert=True,
+            )
+            for _ in range(5)
+        )
+    )
+    assert any(results)
+    assert await db.positions.count_documents({}) == 1
