@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chat_core.broker import Broker, Topology
+from chat_core.broker import QUEUE_BINDINGS, Broker, Topology
 from chat_core.db import Database, connect, ensure_indexes
 from tests.support import infra
 from tests.support.stack import run_names
@@ -42,7 +42,7 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
     await connected.start()
     yield connected
     channel = await connected.connection.channel()
-    for name in ("presence", "messaging", "typing"):
+    for name in QUEUE_BINDINGS:
         await channel.queue_delete(connected.topology.queue(name))
         await channel.queue_delete(connected.topology.dead_queue(name), if_empty=False)
     for exchange in (

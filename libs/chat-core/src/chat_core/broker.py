@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E")
 
 PRESENCE = "presence"
+EDGES = "presence-edges"
 MESSAGING = "messaging"
 TYPING = "typing"
 
@@ -40,14 +41,19 @@ QUEUE_BINDINGS: dict[str, tuple[str, ...]] = {
         "conn.closed",
         "client.heartbeat",
         "client.status_change",
-        "edge.alive",
         "conversation.created",
     ),
+    # Edge announcements have their own queue so a backlog of connection events cannot
+    # delay them and make presence think a live edge died.
+    EDGES: ("edge.alive",),
     MESSAGING: ("client.message_read",),
     # Typing is ephemeral: its own queue, short TTL, no dead-lettering.
     TYPING: ("client.typing",),
 }
 TYPING_TTL_SECONDS = 5
+# Queues of ephemeral events: a message older than this is worthless, and nothing is
+# dead-lettered (an expired typing indicator or announcement is not a poison message).
+EPHEMERAL_TTL_SECONDS = {TYPING: TYPING_TTL_SECONDS, EDGES: 60}
 
 # Failures worth retrying forever (the database or broker is briefly away); anything else is
 # retried once and then dead-lettered.
@@ -104,8 +110,8 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
     )
     for consumer, keys in QUEUE_BINDINGS.items():
         arguments: dict[str, Any]
-        if consumer == TYPING:
-            arguments = {"x-message-ttl": TYPING_TTL_SECONDS * 1000}
+        if consumer in EPHEMERAL_TTL_SECONDS:
+            arguments = {"x-message-ttl": EPHEMERAL_TTL_SECONDS[consumer] * 1000}
         else:
             arguments = {
                 "x-dead-letter-exchange": topology.dead_letter_exchange,

@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI
 
 from chat_core.auth import build_authenticator
-from chat_core.broker import PRESENCE
+from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.logs import configure_logging
 from chat_core.runtime import Runtime
@@ -29,12 +29,11 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         runtime = await Runtime.start(settings, "presence")
         service = PresenceService.build(settings, runtime, authenticator)
         app.state.presence = service
-        await runtime.broker.consume(
-            PRESENCE,
-            inbound_event_adapter,
-            presence_handler(service.tracker, service.contacts),
-            prefetch=settings.broker_prefetch,
-        )
+        handler = presence_handler(service.tracker, service.contacts)
+        for queue in (PRESENCE, EDGES):
+            await runtime.broker.consume(
+                queue, inbound_event_adapter, handler, prefetch=settings.broker_prefetch
+            )
         service.consuming = True
         sweeper = asyncio.create_task(
             sweep_forever(service.tracker, settings.sweep_interval_seconds)
