@@ -145,6 +145,7 @@ async def test_a_sent_message_reaches_every_participant_and_leaves_no_outbox(
         assert r.envelope == Deliver(frame=new_message_frame(sent))
         assert r.expiration is None
     assert await world.messages.get(sent.message_id) == sent
+    await world.outbox.flush()
     assert await world.outbox.count() == 0
 
 
@@ -165,6 +166,7 @@ async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
     assert delivered.envelope.frame.message_id == first.message_id
     await world.deliveries.assert_none()
     assert await world.db.messages.count_documents({}) == 1
+    await world.outbox.flush()
     assert await world.outbox.count() == 0
 
 
@@ -191,6 +193,7 @@ async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: Wor
     received = await world.deliveries.take(2)
     assert {r.user_id for r in received} == {alice, bob}
     assert all(r.envelope.frame == new_message_frame(pending.message) for r in received)
+    await world.outbox.flush()
     assert await world.outbox.count() == 0
     assert await world.db.messages.count_documents({}) == 1
 
@@ -226,6 +229,7 @@ async def test_the_relay_drops_an_entry_a_retried_send_superseded(world: World) 
     assert isinstance(delivered.envelope.frame, NewMessage)
     assert delivered.envelope.frame.message_id == retried.message_id
     assert await world.messages.get(lost.message_id) is None
+    await world.outbox.flush()
     assert await world.outbox.count() == 0
 
 

@@ -40,14 +40,20 @@ def create_app(settings: MessagingSettings) -> FastAPI:
                 min_age=settings.outbox_min_age_seconds,
             )
         )
+        flusher = asyncio.create_task(
+            messaging.outbox.flush_forever(settings.outbox_flush_interval_seconds)
+        )
         app.state.messaging = messaging
         log.info("messaging started")
         try:
             yield
         finally:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
+            for task in (relay, flusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(Exception):
+                await messaging.outbox.flush()
             await runtime.close()
 
     app = FastAPI(

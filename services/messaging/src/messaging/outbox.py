@@ -5,11 +5,16 @@ event is confirmed by the broker; whatever is left behind, the relay publishes. 
 for milliseconds, so the collection stays tiny and scanning it by age is cheap.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
+
 from chat_core.db import Collection, Database
 from messaging.messages import Message
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,10 @@ class PendingMessage:
 class Outbox:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db.outbox
+        # Published and confirmed, not yet deleted: removed in batches, one write for many
+        # sends instead of one each. A crash before the batch goes only means the relay
+        # publishes them again, which at-least-once delivery allows.
+        self._published: set[str] = set()
 
     async def add(self, message: Message, participant_ids: tuple[str, ...], now: datetime) -> None:
         await self._collection.insert_one(
@@ -33,13 +42,38 @@ class Outbox:
         )
 
     async def remove(self, message_id: str) -> None:
+        self._published.discard(message_id)
         await self._collection.delete_one({"_id": message_id})
+
+    def published(self, message_id: str) -> None:
+        """The entry's event is confirmed; the next `flush` deletes it."""
+        self._published.add(message_id)
+
+    async def flush(self) -> None:
+        if not self._published:
+            return
+        batch = list(self._published)
+        self._published.difference_update(batch)
+        try:
+            await self._collection.delete_many({"_id": {"$in": batch}})
+        except Exception:
+            self._published.update(batch)
+            raise
+
+    async def flush_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.warning("outbox flush failed, will retry", exc_info=True)
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
         cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("_id", 1)
         return [
             PendingMessage(Message.from_document(doc["message"]), tuple(doc["participantIds"]))
             async for doc in cursor
+            if doc["_id"] not in self._published
         ]
 
     async def count(self) -> int:

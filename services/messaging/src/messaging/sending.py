@@ -89,7 +89,7 @@ async def send_message(
     after_write()
     try:
         await announce(deliverer, message, participants)
-        await outbox.remove(message_id)
+        outbox.published(message_id)
     except Exception:
         # Stored and still pending in the outbox: the relay publishes it. The sender's
         # request succeeded, so it must not be told otherwise (and retry a stored message).
