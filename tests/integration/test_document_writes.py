@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from chat_core.db import Database, Document, DocumentWrites
+from chat_core.db import Database, Document, DocumentWrites, is_ferretdb
+from tests.support import infra
 
 
 @pytest.fixture(params=[False, True], ids=["filtered", "read-and-check"])
@@ -70,3 +71,9 @@ async def test_concurrent_upserts_create_one_document(db: Database, strategy: bo
     )
     assert any(results)
     assert await db.positions.count_documents({}) == 1
+
+
+async def test_ferretdb_is_told_apart_from_mongodb(db: Database) -> None:
+    # The test servers are known: FerretDB here, MongoDB 7 in containers (Docker).
+    expected = not infra.docker_available()
+    assert await is_ferretdb(db) is expected

@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof, for profiling under load
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,7 +30,12 @@ const sqliteParams = "_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=jour
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data", ".data/ferretdb", "directory for the SQLite databases")
+	pprofAddr := flag.String("pprof", "", "serve Go's pprof on this loopback address (profiling)")
 	flag.Parse()
+
+	if *pprofAddr != "" {
+		go func() { fmt.Fprintln(os.Stderr, "devdb: pprof:", http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {

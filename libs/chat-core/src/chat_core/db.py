@@ -60,6 +60,12 @@ async def ensure_indexes(db: Database) -> None:
                 await db[collection].create_indexes([model])
 
 
+async def is_ferretdb(db: Database) -> bool:
+    """FerretDB answers buildInfo as MongoDB 7 does, plus its own `ferretdbVersion`."""
+    info = await db.command("buildInfo")
+    return "ferretdbVersion" in info
+
+
 class DocumentWrites:
     """Conditional writes to one document that stay `_id` lookups on every server.
 
@@ -77,8 +83,7 @@ class DocumentWrites:
 
     async def _on_ferretdb(self) -> bool:
         if self._ferretdb is None:
-            info = await self._collection.database.command("buildInfo")
-            self._ferretdb = "ferretdb" in info
+            self._ferretdb = await is_ferretdb(self._collection.database)
         return self._ferretdb
 
     async def replace_if(
