@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from chat_core.broker import Broker, Topology
+from chat_core.contacts import ConversationIndex
 from chat_core.db import Database, connect
 from chat_core.events import STATUSES, ConversationCreated, utcnow
 from tests.e2e.conftest import FAST_PRESENCE
@@ -61,6 +62,7 @@ def befriend(stack_db: Database, stack_broker: Broker) -> Befriend:
                 for user_id in participants
             ]
         )
+        await ConversationIndex(stack_db).record(conversation_id, participants)
         created = ConversationCreated(
             conversation_id=conversation_id, participant_ids=list(participants)
         )

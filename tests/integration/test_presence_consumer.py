@@ -14,6 +14,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from chat_core.broker import PRESENCE, Broker, user_key
+from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 from chat_core.events import (
     STATUSES,
@@ -223,6 +224,7 @@ async def befriend(db: Database, *participants: str) -> str:
             for user_id in participants
         ]
     )
+    await ConversationIndex(db).record(conversation_id, participants)
     return conversation_id
 
 

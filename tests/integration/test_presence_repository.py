@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chat_core import users
+from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 from presence import state
 from presence.contacts import ContactBook
@@ -39,6 +40,7 @@ async def add_conversation(db: Database, conversation_id: str, *participants: st
             for user_id in participants
         ]
     )
+    await ConversationIndex(db).record(conversation_id, participants)
 
 
 async def test_presence_round_trips_through_the_database(db: Database) -> None:

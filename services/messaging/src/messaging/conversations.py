@@ -1,5 +1,6 @@
 """Conversations and their memberships: who is in which conversation, fixed at creation."""
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from datetime import datetime
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from chat_core.contacts import ConversationIndex
 from chat_core.db import Collection, Database, Document
 from chat_core.ids import is_vn_mobile, new_id, normalize_user_id
 from chat_core.settings import AuthMode
@@ -97,6 +99,7 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self._conversations: Collection = db.conversations
         self._memberships: Collection = db.memberships
+        self._index = ConversationIndex(db)
 
     async def insert(self, conversation: Conversation) -> None:
         """Raises DuplicateKeyError when the id exists (the one-to-one of a known pair)."""
@@ -119,20 +122,17 @@ class Conversations:
         except BulkWriteError as error:
             if any(e.get("code") != _DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
+        await self._index.record(conversation.conversation_id, conversation.participant_ids)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         doc = await self._conversations.find_one({"_id": conversation_id})
         return Conversation.from_document(doc) if doc else None
 
     async def of_user(self, user_id: str) -> list[Conversation]:
-        ids = [
-            doc["conversationId"]
-            async for doc in self._memberships.find({"userId": user_id}, {"conversationId": 1})
-        ]
-        if not ids:
-            return []
-        cursor = self._conversations.find({"_id": {"$in": ids}})
-        return [Conversation.from_document(doc) async for doc in cursor]
+        ids = await self._index.conversations_of(user_id)
+        # One `_id` lookup each: FerretDB pushes down `_id` equality, not `$in`.
+        found = await asyncio.gather(*(self.get(conversation_id) for conversation_id in ids))
+        return [conversation for conversation in found if conversation is not None]
 
 
 async def create_conversation(

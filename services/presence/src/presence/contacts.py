@@ -1,7 +1,7 @@
 """Who a user's contacts are: everyone who shares a conversation with them.
 
-Memberships belong to messaging (`memberships`, one document per user and conversation, with
-every participant listed). Contacts are read often (each broadcast, each HTTP check) and
+Messaging records conversations per user (chat_core.contacts, one document per user read
+by `_id`). Contacts are read often (each broadcast, each HTTP check) and
 change rarely, so they are cached; `conversation.created` invalidates its participants and a
 TTL covers the events another presence instance consumed.
 """
@@ -9,6 +9,7 @@ TTL covers the events another presence instance consumed.
 import time
 from collections.abc import Callable, Iterable
 
+from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 
 # Beyond this many cached users, expired entries are dropped; a bound, not a tuning knob.
@@ -19,7 +20,7 @@ class ContactBook:
     def __init__(
         self, db: Database, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._memberships = db.memberships
+        self._index = ConversationIndex(db)
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
@@ -35,11 +36,7 @@ class ContactBook:
 
     async def refresh(self, user_id: str) -> frozenset[str]:
         epoch = self._epoch
-        contacts: set[str] = set()
-        async for membership in self._memberships.find({"userId": user_id}, {"participantIds": 1}):
-            contacts.update(membership.get("participantIds") or ())
-        contacts.discard(user_id)
-        found = frozenset(contacts)
+        found = await self._index.contacts_of(user_id)
         if epoch == self._epoch and self._ttl > 0:
             self._remember(user_id, found)
         return found
