@@ -261,7 +261,7 @@ devdb_binary() {  # prints the path of a built devdb, building it when the cache
         return 0
     fi
     local key bin go tmp
-    key="$(cd "$DEVDB_SRC" && { sha256sum main.go go.mod go.sum; uname -m; } | sha256sum | cut -c1-16)"
+    key="$(cd "$DEVDB_SRC" && { sha256sum main.go go.mod go.sum build.sh; uname -m; } | sha256sum | cut -c1-16)"
     bin="$CACHE_DIR/devdb-$key"
     if [ -x "$bin" ]; then
         printf '%s\n' "$bin"
@@ -275,7 +275,7 @@ devdb_binary() {  # prints the path of a built devdb, building it when the cache
         go="$(find_go)" || { log "devdb needs the Go toolchain (go 1.24 or newer) and none was found"; exit 1; }
         log "building devdb with $("$go" version) -> $bin (first build downloads modules; a few minutes)"
         tmp="$bin.tmp.$$"
-        if ! (cd "$DEVDB_SRC" && GOFLAGS="${GOFLAGS:-} -buildvcs=false" "$go" build -trimpath -o "$tmp" . >&2); then
+        if ! GO="$go" bash "$DEVDB_SRC/build.sh" "$tmp" >&2; then
             rm -f "$tmp"
             log "devdb build failed"
             exit 1
