@@ -1,0 +1,88 @@
+"""Every scenario: its options (defaults, smoke sizes), what it needs from the stack, and how
+many files it opens."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from chat_bench.results import ScenarioResult
+from chat_bench.scenarios import ceiling, connections, e2e, fanout, typing_events
+from chat_bench.scenarios.context import Context
+
+OptionsT = TypeVar("OptionsT")
+
+# Conversations are capped at 256 participants by default (messaging MAX_PARTICIPANTS).
+DEFAULT_MAX_PARTICIPANTS = 256
+
+
+@dataclass(frozen=True)
+class Scenario(Generic[OptionsT]):
+    name: str
+    summary: str
+    defaults: OptionsT
+    smoke: OptionsT
+    run: Callable[[Context, OptionsT], Awaitable[ScenarioResult]]
+    # Settings a stack started by chat-bench needs for this scenario.
+    stack_env: Callable[[OptionsT], dict[str, str]]
+    # Sockets this process holds at most (files beyond stdio, logs and the like).
+    sockets: Callable[[OptionsT], int]
+
+
+def _no_env(_options: Any) -> dict[str, str]:
+    return {}
+
+
+def _fanout_env(options: fanout.FanoutOptions) -> dict[str, str]:
+    needed = options.members + 1
+    return {"MAX_PARTICIPANTS": str(needed)} if needed > DEFAULT_MAX_PARTICIPANTS else {}
+
+
+SCENARIOS: tuple[Scenario[Any], ...] = (
+    Scenario(
+        "e2e",
+        "REST sends at a steady rate to one-to-one conversations; REST-to-WebSocket latency",
+        e2e.E2eOptions(),
+        e2e.SMOKE,
+        e2e.run,
+        _no_env,
+        lambda o: o.users + 200,
+    ),
+    Scenario(
+        "typing",
+        "typing events at a steady rate over WebSocket; WebSocket-to-WebSocket latency",
+        typing_events.TypingOptions(),
+        typing_events.SMOKE,
+        typing_events.run,
+        _no_env,
+        lambda o: typing_events.ring_size(o) + 100,
+    ),
+    Scenario(
+        "fanout",
+        "one message to a conversation of M online members; time until the last has it",
+        fanout.FanoutOptions(),
+        fanout.SMOKE,
+        fanout.run,
+        _fanout_env,
+        lambda o: o.members + 100,
+    ),
+    Scenario(
+        "connections",
+        "C idle authenticated connections on one edge with heartbeats; RSS, connect rate",
+        connections.ConnectionsOptions(),
+        connections.SMOKE,
+        connections.run,
+        _no_env,
+        lambda o: o.connections + 100,
+    ),
+    Scenario(
+        "ceiling",
+        "the e2e load stepped up until p99 > limit or deliveries fall behind",
+        ceiling.CeilingOptions(),
+        ceiling.SMOKE,
+        ceiling.run,
+        _no_env,
+        lambda o: o.users + 600,
+    ),
+)
+
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

@@ -1,0 +1,22 @@
+"""What every scenario gets: where the stack is, progress output and this run's randomness."""
+
+import random
+from dataclasses import dataclass
+
+from chat_bench.progress import Progress
+from chat_bench.stack import Endpoints
+
+
+@dataclass(frozen=True)
+class Context:
+    endpoints: Endpoints
+    progress: Progress
+    rng: random.Random
+    # Unique per scenario run; carried in message content so a frame is matched to its send.
+    run_tag: str
+    # Every online user heartbeats this often (the spec's app: 30 s); 0 turns it off.
+    heartbeat_interval: float = 30.0
+    # How long to wait for presence to absorb the connection storm before measuring.
+    settle_timeout: float = 120.0
+    # How many of the last users to connect must show up in presence.
+    settle_sample: int = 3

@@ -1,0 +1,334 @@
+"""Where the stack under test is: given URLs, a stack already on the default ports, or one
+that chat-bench starts itself from this venv's console scripts (fresh database and broker
+prefix, stopped at the end). RabbitMQ and MongoDB must already be up (`make infra`)."""
+
+import asyncio
+import contextlib
+import ctypes
+import ipaddress
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from chat_bench.progress import Progress
+
+SERVICES = ("ws-edge", "messaging", "presence")
+DEFAULT_PORTS = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class StackError(Exception):
+    """The stack cannot be found, started or reached; the message says what to do."""
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname
+    if host is None:
+        return False
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_loopback(what: str, url: str) -> None:
+    if not is_loopback(url):
+        raise StackError(
+            f"{what} {url!r} is not a loopback address; chat-bench only drives a "
+            "stack on this machine"
+        )
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    edge: str
+    messaging: str
+    presence: str
+
+    @property
+    def edge_ws(self) -> str:
+        parts = urlsplit(self.edge)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}"
+
+    def by_service(self) -> dict[str, str]:
+        return {"ws-edge": self.edge, "messaging": self.messaging, "presence": self.presence}
+
+
+def default_endpoints() -> Endpoints:
+    return Endpoints(
+        *(f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES),
+    )
+
+
+async def readiness(url: str) -> int | None:
+    """The /readyz status, or None when nothing answers."""
+    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:
+        try:
+            return (await http.get(f"{url}/readyz")).status_code
+        except httpx.HTTPError:
+            return None
+
+
+def _tcp_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def check_infrastructure(amqp_url: str, mongo_url: str) -> None:
+    for what, url, port in (("RabbitMQ", amqp_url, 5672), ("MongoDB", mongo_url, 27017)):
+        require_loopback(what, url)
+        host, found_port = host_port(url, port)
+        if not _tcp_answers(host, found_port):
+            raise StackError(
+                f"{what} does not answer at {host}:{found_port}; start the infrastructure "
+                "first (`make infra`), or use `make bench`"
+            )
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child if chat-bench dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+@dataclass
+class OwnedStack:
+    """ws-edge, messaging and presence as child processes, on free loopback ports."""
+
+    amqp_url: str
+    mongo_url: str
+    env_overrides: Mapping[str, str]
+    progress: Progress
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-bench-")))
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def db_name(self) -> str:
+        return f"bench_{self.run_id}"
+
+    @property
+    def broker_prefix(self) -> str:
+        return f"bench-{self.run_id}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            AMQP_URL=self.amqp_url,
+            MONGO_URL=self.mongo_url,
+            MONGO_DB=self.db_name,
+            BROKER_PREFIX=self.broker_prefix,
+            AUTH_MODE="dev",
+            LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.env_overrides)
+        return env
+
+    def description(self) -> dict[str, object]:
+        return {
+            "owned": True,
+            "mongo_db": self.db_name,
+            "broker_prefix": self.broker_prefix,
+            "env": dict(self.env_overrides),
+            "logs": str(self.log_dir),
+            "pids": {c.name: c.process.pid for c in self.children},
+        }
+
+    async def start(self, ready_timeout: float) -> Endpoints:
+        bin_dir = Path(sys.executable).parent
+        env = self.env()
+        preexec = _die_with_parent()
+        for name in SERVICES:
+            script = bin_dir / name
+            if not script.is_file():
+                raise StackError(f"no console script {script}; run `make install`")
+            port = free_port()
+            log_path = self.log_dir / f"{name}.log"
+            with log_path.open("wb") as log_file:
+                process = await asyncio.create_subprocess_exec(
+                    str(script),
+                    "--port",
+                    str(port),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=asyncio.subprocess.STDOUT,
+                    preexec_fn=preexec,
+                )
+            self.children.append(Child(name, port, process, log_path))
+        await self._wait_ready(ready_timeout)
+        by_name = {c.name: c.url for c in self.children}
+        self.progress.say(
+            f"started the stack ({', '.join(f'{n} {u}' for n, u in by_name.items())}; "
+            f"db {self.db_name}, logs {self.log_dir})"
+        )
+        return Endpoints(by_name["ws-edge"], by_name["messaging"], by_name["presence"])
+
+    async def _wait_ready(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        waiting = list(self.children)
+        while waiting:
+            for child in list(waiting):
+                if child.process.returncode is not None:
+                    raise StackError(
+                        f"{child.name} exited with {child.process.returncode}:\n{child.log_tail()}"
+                    )
+                if await readiness(child.url) == 200:
+                    waiting.remove(child)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(c.name for c in waiting)
+                raise StackError(f"not ready after {seconds:g}s: {names} (logs {self.log_dir})")
+            if waiting:
+                await asyncio.sleep(0.2)
+
+    def pid_of(self, name: str) -> int | None:
+        return next((c.process.pid for c in self.children if c.name == name), None)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """The edge first, so its conn.closed events still find presence running."""
+        for child in self.children:
+            if child.process.returncode is not None:
+                continue
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(child.process.wait(), grace)
+            except TimeoutError:
+                self.progress.say(f"{child.name} did not stop in {grace:g}s; killing it")
+                child.process.kill()
+                await child.process.wait()
+
+
+@dataclass
+class StackChoice:
+    """How the stack is found for each scenario (decided once per run)."""
+
+    endpoints: Endpoints | None  # None: start one per scenario
+    amqp_url: str
+    mongo_url: str
+    env_overrides: dict[str, str]
+    ready_timeout: float
+    progress: Progress
+
+    @property
+    def owned(self) -> bool:
+        return self.endpoints is None
+
+    @contextlib.asynccontextmanager
+    async def stack_for(
+        self, scenario_env: Mapping[str, str]
+    ) -> AsyncIterator[tuple[Endpoints, OwnedStack | None]]:
+        """A fresh stack per scenario when owned: no scenario inherits another's backlog,
+        heap or presence churn, and the edge's RSS is that of this scenario alone."""
+        if self.endpoints is not None:
+            yield self.endpoints, None
+            return
+        owned = OwnedStack(
+            self.amqp_url,
+            self.mongo_url,
+            {**scenario_env, **self.env_overrides},
+            self.progress,
+        )
+        try:
+            endpoints = await owned.start(self.ready_timeout)
+            yield endpoints, owned
+        finally:
+            await owned.stop()
+
+
+async def choose_stack(
+    given: Endpoints | None,
+    *,
+    force_start: bool,
+    amqp_url: str,
+    mongo_url: str,
+    env_overrides: dict[str, str],
+    ready_timeout: float,
+    progress: Progress,
+) -> StackChoice:
+    def choice(endpoints: Endpoints | None) -> StackChoice:
+        return StackChoice(endpoints, amqp_url, mongo_url, env_overrides, ready_timeout, progress)
+
+    if given is not None:
+        for name, url in given.by_service().items():
+            require_loopback(name, url)
+        for name, url in given.by_service().items():
+            status = await readiness(url)
+            if status != 200:
+                raise StackError(
+                    f"{name} at {url} is not ready (GET /readyz: {status or 'no answer'})"
+                )
+        progress.say(f"using the given stack: {given}")
+        return choice(given)
+    if not force_start:
+        defaults = default_endpoints()
+        statuses = {n: await readiness(u) for n, u in defaults.by_service().items()}
+        if all(s == 200 for s in statuses.values()):
+            progress.say("using the stack already running on the default ports (8000-8002)")
+            return choice(defaults)
+        if any(s is not None for s in statuses.values()):
+            raise StackError(
+                f"a partial stack answers on the default ports ({statuses}); start the rest, "
+                "stop it, pass --edge-url/--messaging-url/--presence-url, or --start-stack"
+            )
+    check_infrastructure(amqp_url, mongo_url)
+    progress.say("no stack given or running: starting one per scenario")
+    return choice(None)

@@ -1,0 +1,135 @@
+"""chat-bench never rots: a tiny run of every scenario against this session's stack.
+
+It checks correctness only (nothing lost, nothing duplicated, every scenario measured
+something), never speed: a loaded CI machine may be slow, but it must not lose messages.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.stack import ServiceProcess
+
+BIN = Path(sys.executable).parent
+SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling")
+# Inside the 60 s per-test budget, which also pays for starting the session stack.
+SMOKE_TIMEOUT = 45
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    summary: dict[str, Any]
+    results_dir: Path
+
+    def figures(self, scenario: str) -> dict[str, Any]:
+        figures: dict[str, Any] = self.summary["results"][scenario]["figures"]
+        return figures
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    edge: ServiceProcess,
+    messaging: ServiceProcess,
+    presence: ServiceProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SmokeRun:
+    results_dir = tmp_path_factory.mktemp("bench-results")
+    command = [
+        str(BIN / "chat-bench"),
+        "smoke",
+        "--edge-url",
+        edge.http_url,
+        "--messaging-url",
+        messaging.http_url,
+        "--presence-url",
+        presence.http_url,
+        "--results-dir",
+        str(results_dir),
+    ]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=SMOKE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired as expired:
+        # The partial output comes as bytes even in text mode.
+        raw = expired.stderr or b""
+        progress = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        pytest.fail(f"chat-bench smoke ran over {SMOKE_TIMEOUT}s:\n{progress[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"chat-bench printed nothing; stderr:\n{done.stderr[-4000:]}"
+    return SmokeRun(done.returncode, done.stdout, done.stderr, json.loads(lines[-1]), results_dir)
+
+
+def test_the_smoke_run_succeeds_and_every_scenario_is_correct(smoke: SmokeRun) -> None:
+    problems = {
+        name: result["problems"]
+        for name, result in smoke.summary["results"].items()
+        if result["problems"]
+    }
+    assert problems == {}, smoke.stderr[-4000:]
+    assert smoke.returncode == 0, smoke.stderr[-4000:]
+    assert smoke.summary["correct"] is True
+    assert tuple(smoke.summary["results"]) == SCENARIOS
+
+
+def test_the_last_line_is_the_json_written_to_the_results_directory(smoke: SmokeRun) -> None:
+    (written,) = smoke.results_dir.glob("*-smoke.json")
+    assert json.loads(written.read_text()) == smoke.summary
+    assert smoke.summary["file"] == str(written)
+    assert smoke.summary["machine"]["cpu_count"] >= 1
+    assert smoke.summary["settings"]["command"] == "smoke"
+    # The table came before it, on stdout; progress went to stderr.
+    assert "scenario" in smoke.stdout
+    assert "e2e:" in smoke.stderr
+
+
+def test_rest_sends_all_arrive_once(smoke: SmokeRun) -> None:
+    e2e = smoke.figures("e2e")
+    assert e2e["sent"] > 0
+    assert e2e["delivered"] == e2e["sent"]
+    assert e2e["requests"] == e2e["sent"]
+    assert (e2e["lost"], e2e["duplicates"], e2e["refused"], e2e["timed_out"]) == (0, 0, 0, 0)
+    assert e2e["latency_count"] > 0
+    assert 0 < e2e["latency_p50_ms"] <= e2e["latency_p99_ms"] <= e2e["latency_max_ms"]
+
+
+def test_typing_events_all_arrive_once(smoke: SmokeRun) -> None:
+    typing = smoke.figures("typing")
+    assert typing["expected"] > 0
+    assert typing["delivered"] == typing["expected"]
+    assert (typing["lost"], typing["duplicates"], typing["errors"]) == (0, 0, 0)
+    assert typing["latency_p99_ms"] is not None
+
+
+def test_fanout_reaches_every_member_once(smoke: SmokeRun) -> None:
+    fanout = smoke.figures("fanout")
+    assert fanout["expected"] == fanout["members"] * (fanout["rounds"] + 1)
+    assert fanout["delivered"] == fanout["expected"]
+    assert (fanout["lost"], fanout["duplicates"]) == (0, 0)
+    assert fanout["last_delivery_max_ms"] is not None
+
+
+def test_connections_are_all_admitted_held_and_measured(smoke: SmokeRun) -> None:
+    connections = smoke.figures("connections")
+    assert connections["connections_open"] == connections["connections_requested"]
+    assert (connections["connect_failures"], connections["dropped_while_held"]) == (0, 0)
+    assert connections["heartbeat_failures"] == 0
+    assert connections["heartbeat_ack_count"] > 0
+    assert connections["edge_rss_after_connect_mib"] > 0
+    assert connections["rss_per_connection_kib"] is not None
+
+
+def test_the_ceiling_steps_and_loses_nothing(smoke: SmokeRun) -> None:
+    ceiling = smoke.figures("ceiling")
+    rows = smoke.summary["results"]["ceiling"]["rows"]
+    assert ceiling["steps"] == len(rows) >= 1
+    assert ceiling["sent"] > 0
+    assert (ceiling["lost"], ceiling["duplicates"]) == (0, 0)
