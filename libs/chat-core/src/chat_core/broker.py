@@ -21,7 +21,7 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 from pydantic import TypeAdapter, ValidationError
-from pymongo.errors import AutoReconnect, ConnectionFailure
+from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
 
 from chat_core.events import Frame
 
@@ -65,6 +65,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying until it works: the database or broker is briefly unavailable."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    # SQLite under FerretDB reports write contention as a plain OperationFailure.
+    return isinstance(error, OperationFailure) and "database is locked" in str(error)
 
 
 @dataclass(frozen=True)
@@ -234,13 +242,12 @@ def _acking(
             return
         try:
             await handler(envelope)
-        except TRANSIENT_ERRORS as error:
-            log.warning("transient failure, requeued", consumer=consumer, error=repr(error))
-            await asyncio.sleep(0.5)
-            await message.nack(requeue=True)
-            return
-        except Exception:
-            if message.redelivered:
+        except Exception as error:
+            if is_transient(error):
+                log.warning("transient failure, requeued", consumer=consumer, error=repr(error))
+                await asyncio.sleep(0.5)
+                await message.nack(requeue=True)
+            elif message.redelivered:
                 log.exception(
                     "message failed twice, dead-lettered",
                     consumer=consumer,

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
+from chat_core.broker import is_transient
 from chat_core.logs import configure_logging
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
@@ -73,6 +76,20 @@ def create_app(settings: MessagingSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
     app.include_router(api.router)
+
+    @app.exception_handler(PyMongoError)
+    async def database_unavailable(_request: Request, error: PyMongoError) -> JSONResponse:
+        # Contention or a blip is the client's cue to retry (with the same clientMessageId);
+        # anything else is a bug and stays a 500.
+        if not is_transient(error):
+            raise error
+        log.warning("database unavailable, answered 503", error=repr(error))
+        return JSONResponse(
+            {"detail": "database briefly unavailable; retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     _document_configured_limits(app, settings)
     return app
 

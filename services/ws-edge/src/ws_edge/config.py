@@ -12,4 +12,4 @@ class EdgeSettings(ServiceSettings):
     # Presence treats an edge silent for a few of these as dead and expires its connections.
     announce_interval_seconds: float = 10.0
     # Last-active time is kept to this precision; it keeps a heartbeat storm off the database.
-    heartbeat_forward_interval_seconds: float = 15.0
+    heartbeat_forward_interval_seconds: float = 45.0
