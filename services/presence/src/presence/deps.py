@@ -1,13 +1,10 @@
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from chat_core.auth import Refusal, admit
+from chat_core.http_auth import BearerCredentials, admit_bearer
 from presence.service import PresenceService
-
-_bearer = HTTPBearer(auto_error=False)
 
 
 def get_service(connection: HTTPConnection) -> PresenceService:
@@ -18,20 +15,8 @@ def get_service(connection: HTTPConnection) -> PresenceService:
 ServiceDep = Annotated[PresenceService, Depends(get_service)]
 
 
-async def get_viewer(
-    service: ServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    token = credentials.credentials if credentials else None
-    try:
-        return await admit(service.authenticator, service.runtime.db, token)
-    except Refusal as refusal:
-        headers = (
-            {"WWW-Authenticate": "Bearer"}
-            if refusal.http_status == status.HTTP_401_UNAUTHORIZED
-            else None
-        )
-        raise HTTPException(refusal.http_status, refusal.reason, headers=headers) from None
+async def get_viewer(service: ServiceDep, credentials: BearerCredentials) -> str:
+    return await admit_bearer(service.authenticator, service.runtime.db, credentials)
 
 
 ViewerDep = Annotated[str, Depends(get_viewer)]
