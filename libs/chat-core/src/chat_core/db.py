@@ -45,7 +45,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("conversationId", ASCENDING), ("_id", DESCENDING)], name="history"),
     ],
-    "memberships": [IndexModel([("userId", ASCENDING)], name="by_user")],
     "presence": [IndexModel([("online", ASCENDING)], name="online")],
 }
 

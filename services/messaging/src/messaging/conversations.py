@@ -1,4 +1,4 @@
-"""Conversations and their memberships: who is in which conversation, fixed at creation."""
+"""Conversations and who is in them, fixed at creation (with chat_core.contacts per user)."""
 
 import asyncio
 import hashlib
