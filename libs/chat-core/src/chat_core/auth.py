@@ -6,6 +6,7 @@ from typing import Any, Protocol
 import firebase_admin
 from firebase_admin import _token_gen, auth
 
+from chat_core.close_codes import CloseCode
 from chat_core.db import Database
 from chat_core.ids import is_vn_mobile, normalize_user_id
 from chat_core.settings import AuthMode, ServiceSettings
@@ -23,15 +24,15 @@ class Refusal(Exception):
 
 
 def invalid_token(reason: str = "invalid or missing token") -> Refusal:
-    return Refusal(4001, 401, reason)
+    return Refusal(CloseCode.UNAUTHENTICATED, 401, reason)
 
 
 def user_mismatch() -> Refusal:
-    return Refusal(4002, 403, "token user does not match path user")
+    return Refusal(CloseCode.USER_MISMATCH, 403, "token user does not match path user")
 
 
 def account_disabled() -> Refusal:
-    return Refusal(4003, 403, "user account is disabled")
+    return Refusal(CloseCode.ACCOUNT_DISABLED, 403, "user account is disabled")
 
 
 class Authenticator(Protocol):

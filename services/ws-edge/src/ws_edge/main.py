@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from chat_core.auth import build_authenticator
+from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
@@ -41,7 +42,7 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
             yield
         finally:
             announcer.cancel()
-            await edge.close_all(1001, "edge shutting down")
+            await edge.close_all(CloseCode.GOING_AWAY, "edge shutting down")
             await runtime.close()
 
     app = FastAPI(title="chat ws-edge", lifespan=lifespan)
