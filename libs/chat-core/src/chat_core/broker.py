@@ -6,8 +6,10 @@ dead-letter exchange      poison messages, one dead queue per consuming service
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, TypeVar
 
 import aio_pika
@@ -23,6 +25,7 @@ from aio_pika.abc import (
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
 
+from chat_core import metrics
 from chat_core.events import Frame
 
 log = structlog.get_logger(__name__)
@@ -182,7 +185,10 @@ class Broker:
     ) -> None:
         """Publish to the events exchange and wait for the broker's confirm."""
         assert self._events is not None, "Broker.start() first"
-        await self._events.publish(_message(envelope.to_json(), ttl), routing_key, mandatory=False)
+        with _confirm_timer("events"):
+            await self._events.publish(
+                _message(envelope.to_json(), ttl), routing_key, mandatory=False
+            )
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
@@ -191,12 +197,13 @@ class Broker:
         body = envelope.to_json()
         exchange = self.deliver_exchange
         # mandatory=False: a user with no edge bound is offline, not an error.
-        await asyncio.gather(
-            *(
-                exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
-                for user_id in user_ids
+        with _confirm_timer("deliver"):
+            await asyncio.gather(
+                *(
+                    exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
+                    for user_id in user_ids
+                )
             )
-        )
 
     async def consume(
         self,
@@ -213,6 +220,17 @@ class Broker:
         return queue
 
 
+@contextlib.contextmanager
+def _confirm_timer(exchange: str) -> Iterator[None]:
+    started = perf_counter()
+    try:
+        yield
+    except BaseException:
+        metrics.PUBLISH_FAILURES.labels(exchange).inc()
+        raise
+    metrics.PUBLISH_CONFIRM.labels(exchange).observe(perf_counter() - started)
+
+
 def _message(body: bytes, ttl: float | None) -> aio_pika.Message:
     return aio_pika.Message(
         body,
@@ -227,7 +245,12 @@ def _acking(
 ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
     """Wrap a handler: decode once, ack only after it returns, dead-letter poison."""
 
+    def count(outcome: str) -> None:
+        metrics.CONSUMED.labels(consumer, outcome).inc()
+
     async def on_message(message: AbstractIncomingMessage) -> None:
+        if message.redelivered:
+            metrics.REDELIVERIES.labels(consumer).inc()
         try:
             envelope = adapter.validate_json(message.body)
         except ValidationError as error:
@@ -239,6 +262,8 @@ def _acking(
                 body=message.body[:512].decode(errors="replace"),
             )
             await message.reject(requeue=False)
+            count("poison")
+            metrics.DEAD_LETTERS.labels(consumer, "poison").inc()
             return
         try:
             await handler(envelope)
@@ -247,6 +272,7 @@ def _acking(
                 log.warning("transient failure, requeued", consumer=consumer, error=repr(error))
                 await asyncio.sleep(0.5)
                 await message.nack(requeue=True)
+                count("requeued")
             elif message.redelivered:
                 log.exception(
                     "message failed twice, dead-lettered",
@@ -254,10 +280,14 @@ def _acking(
                     routing_key=message.routing_key,
                 )
                 await message.reject(requeue=False)
+                count("dead_lettered")
+                metrics.DEAD_LETTERS.labels(consumer, "failed_twice").inc()
             else:
                 log.exception("message failed, retrying once", consumer=consumer)
                 await message.nack(requeue=True)
+                count("retried")
             return
         await message.ack()
+        count("acked")
 
     return on_message

@@ -14,10 +14,12 @@ from pymongo.errors import PyMongoError
 from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
 from chat_core.logs import configure_logging
+from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
+from messaging.outbox_watch import watch_outbox_forever
 from messaging.relay import relay_forever
 from messaging.service import Messaging
 
@@ -46,12 +48,15 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         flusher = asyncio.create_task(
             messaging.outbox.flush_forever(settings.outbox_flush_interval_seconds)
         )
+        watcher = asyncio.create_task(
+            watch_outbox_forever(runtime.db, settings.relay_interval_seconds)
+        )
         app.state.messaging = messaging
         log.info("messaging started")
         try:
             yield
         finally:
-            for task in (relay, flusher):
+            for task in (relay, flusher, watcher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -76,6 +81,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
     app.include_router(api.router)
+    app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(PyMongoError)
     async def database_unavailable(_request: Request, error: PyMongoError) -> JSONResponse:

@@ -13,3 +13,7 @@ class EdgeSettings(ServiceSettings):
     announce_interval_seconds: float = 10.0
     # Last-active time is kept to this precision; it keeps a heartbeat storm off the database.
     heartbeat_forward_interval_seconds: float = 45.0
+    # On SIGTERM: /readyz answers 503 this long (the load balancer stops sending new sockets;
+    # HAProxy notices within 2 s), then every socket is closed with 1012. Drain, the closes
+    # and the lifespan shutdown fit in compose's 10 s stop grace period.
+    drain_seconds: float = Field(default=5.0, ge=0, le=30)

@@ -4,6 +4,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
+from chat_core import metrics
 from chat_core.broker import Broker, user_key
 from chat_core.events import Deliver, Disconnect, outbound_event_adapter
 from ws_edge.registry import ConnectionRegistry
@@ -50,10 +51,25 @@ class EdgeDelivery:
         connections = self.registry.of_user(user_id)
         if isinstance(envelope, Deliver):
             payload = envelope.frame.model_dump_json(by_alias=True, exclude_none=True)
+            event = envelope.frame.event
+            written = 0
             for connection in connections:
                 if envelope.connection_id in (None, connection.connection_id):
-                    await connection.send(payload)
+                    if await connection.send(payload):
+                        written += 1
+                        metrics.delivered(event, envelope.at)
+            if envelope.request_id is not None:
+                # Caused by a REST request: the line that follows its message to the socket.
+                log.info(
+                    "delivered",
+                    frame=event,
+                    user_id=user_id,
+                    sockets=written,
+                    message_id=getattr(envelope.frame, "message_id", None),
+                    request_id=envelope.request_id,
+                )
         elif isinstance(envelope, Disconnect):
             log.info("closing user's connections", user_id=user_id, code=envelope.code)
             for connection in connections:
                 await connection.close(envelope.code, envelope.reason)
+                metrics.closed(envelope.code)

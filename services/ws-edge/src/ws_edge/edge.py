@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from chat_core import metrics
 from chat_core.auth import Authenticator
+from chat_core.close_codes import CloseCode
 from chat_core.events import EdgeAlive, utcnow
 from chat_core.runtime import Runtime
 from ws_edge.config import EdgeSettings
@@ -22,6 +24,8 @@ class Edge:
     runtime: Runtime
     authenticator: Authenticator
     delivery: EdgeDelivery
+    # Shutting down: /readyz answers 503 so the load balancer sends new sockets elsewhere.
+    draining: bool = False
 
     @property
     def registry(self) -> ConnectionRegistry:
@@ -30,7 +34,18 @@ class Edge:
     async def readiness(self) -> dict[str, bool]:
         checks = await self.runtime.readiness()
         checks["delivery_queue"] = self.delivery.is_ready()
+        checks["accepting"] = not self.draining
         return checks
+
+    async def drain(self) -> None:
+        """Before shutting down: stop being ready, give the load balancer time to notice,
+        then ask every client to reconnect (1012), which lands them on another edge."""
+        self.draining = True
+        seconds = self.settings.drain_seconds
+        log.info("draining", seconds=seconds, connections=len(self.registry))
+        await asyncio.sleep(seconds)
+        await self.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
+        log.info("drained")
 
     async def announce_forever(self) -> None:
         """Tell presence this edge is alive; silence means its connections are gone."""
@@ -49,3 +64,4 @@ class Edge:
         for connection in self.registry.all():
             with contextlib.suppress(Exception):
                 await connection.close(code, reason)
+                metrics.closed(code)

@@ -5,6 +5,7 @@ import time
 import structlog
 from starlette.websockets import WebSocket
 
+from chat_core import metrics
 from chat_core.auth import Refusal, admit
 from chat_core.broker import TYPING_TTL_SECONDS
 from chat_core.events import (
@@ -40,8 +41,10 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
         )
     except Refusal as refusal:
         log.info("connection refused", code=refusal.close_code, reason=refusal.reason)
+        metrics.admission(refusal.close_code)
         await socket.close(refusal.close_code, refusal.reason)
         return
+    metrics.admission("accepted")
 
     connection = Connection(user_id=user_id, connection_id=new_id(), socket=socket)
     # Each socket runs in its own task, so this context belongs to this connection alone.
@@ -80,22 +83,31 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
             return
         text = message.get("text")
         if text is None:
-            await connection.send(_BINARY_REFUSED.model_dump_json(by_alias=True))
+            metrics.FRAMES_IN.labels("binary", "invalid").inc()
+            await _send_error(connection, _BINARY_REFUSED)
             continue
         try:
             frame = decode_client_frame(text)
         except BadFrame as error:
-            await connection.send(ErrorFrame(message=str(error)).model_dump_json(by_alias=True))
+            metrics.FRAMES_IN.labels("unknown", "invalid").inc()
+            await _send_error(connection, ErrorFrame(message=str(error)))
             continue
         await _handle(edge, connection, frame)
 
 
+async def _send_error(connection: Connection, frame: ErrorFrame) -> None:
+    if await connection.send(frame.model_dump_json(by_alias=True)):
+        metrics.FRAMES_OUT.labels("error").inc()
+
+
 async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> None:
     if isinstance(frame, ClientHeartbeat):
-        await connection.send(_HEARTBEAT_ACK)
+        if await connection.send(_HEARTBEAT_ACK):
+            metrics.FRAMES_OUT.labels("heartbeat_ack").inc()
         now = time.monotonic()
         elapsed = now - connection.heartbeat_forwarded_at
         if elapsed < edge.settings.heartbeat_forward_interval_seconds:
+            metrics.FRAMES_IN.labels(frame.event, "answered").inc()
             return
         connection.heartbeat_forwarded_at = now
     envelope = ClientEvent.wrap(_ref(edge, connection), frame)
@@ -103,7 +115,10 @@ async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> Non
     try:
         await edge.runtime.broker.publish_event(envelope, envelope.event, ttl=ttl)
     except Exception:
+        metrics.FRAMES_IN.labels(frame.event, "publish_failed").inc()
         log.warning("publish failed", kind=envelope.event, exc_info=True)
         if not isinstance(frame, ClientHeartbeat):
             refused = ErrorFrame(message=f"{frame.event} not accepted: service unavailable, retry")
-            await connection.send(refused.model_dump_json(by_alias=True))
+            await _send_error(connection, refused)
+        return
+    metrics.FRAMES_IN.labels(frame.event, "published").inc()
