@@ -117,7 +117,7 @@ class Stack:
             env=self.env(),
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=90,
             check=False,
         )
 
@@ -126,7 +126,8 @@ class Stack:
             service.stop()
 
 
-def wait_ready(service: ServiceProcess, timeout: float = 30.0) -> None:
+# Generous: on a loaded two-core machine a service's imports alone can take tens of seconds.
+def wait_ready(service: ServiceProcess, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:

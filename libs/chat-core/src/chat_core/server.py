@@ -3,16 +3,21 @@
 import argparse
 import asyncio
 import socket
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import FrameType
 
 import structlog
 import uvicorn
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic_settings import BaseSettings
 from starlette.types import ASGIApp
 
+from chat_core import cli
 from chat_core.metrics import metrics_endpoint
+from chat_core.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -40,8 +45,15 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
     return router
 
 
-def parse_address(description: str, default_port: int) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
+def parse_address(
+    description: str,
+    default_port: int,
+    settings: type[BaseSettings] = ServiceSettings,
+    prog: str | None = None,
+) -> argparse.Namespace:
+    """--host/--port for a service, plus --version and the environment settings in --help."""
+    name = prog or Path(sys.argv[0]).name
+    parser = cli.parser(name, description, settings)
     parser.add_argument("--host", default=None, help="interface to bind (default: settings HOST)")
     parser.add_argument("--port", type=int, default=default_port)
     return parser.parse_args()
@@ -106,4 +118,8 @@ def serve(
         timeout_graceful_shutdown=3,
         **options,  # type: ignore[arg-type]
     )
-    _Server(config, before_exit).run()
+    server = _Server(config, before_exit)
+    server.run()
+    if not server.started:
+        # As uvicorn.run does: a failed startup (lifespan error, port taken) is an error exit.
+        sys.exit(3)

@@ -15,29 +15,40 @@ class AuthMode(StrEnum):
 
 
 def default_edge_id() -> str:
+    """<hostname>-<pid> (in a container: its id, and pid 1)"""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # RabbitMQ (AMQP 0-9-1) URL, credentials included; a secret.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
+    # The database every service of one stack shares.
     mongo_db: str = "chat"
     # Every exchange and queue name starts with this, so test runs and stacks never share state.
     broker_prefix: str = "chat"
+    # Unacknowledged messages each consumer holds at once.
     broker_prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    # dev: the token is the user's +84 mobile number. firebase: a Firebase ID token, verified
+    # (signature, audience, issuer, expiry); the user id is its uid.
     auth_mode: AuthMode = AuthMode.DEV
+    # The Firebase project whose ID tokens are accepted (their `aud`); required in firebase mode.
     firebase_project_id: str | None = None
+    # A service-account JSON file; optional, verifying ID tokens needs only the project id.
     firebase_credentials_file: str | None = None
-    # Only for tests: where the signing certificates are fetched from instead of Google.
-    firebase_cert_url: str | None = None
+    # Tolerance for clock differences when checking a token's iat/exp.
     firebase_clock_skew_seconds: int = Field(default=10, ge=0, le=60)
-    # Set by the Firebase emulator tooling; firebase-admin then skips signature checks.
+    # Set by the Firebase emulator tooling; firebase-admin then skips signature checks, so a
+    # service in firebase mode refuses to start while it is set (a guard, not a switch).
     firebase_auth_emulator_host: str | None = None
 
     log_level: str = "INFO"
+    # auto: one JSON object per line when stderr is not a terminal, coloured text when it is.
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Interface to listen on when --host is not given (the image sets 0.0.0.0).
     host: str = "127.0.0.1"

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import structlog
 
-from messaging.config import MessagingSettings
+from chat_core.testing import TestSettings
 
 log = structlog.get_logger(__name__)
 
@@ -22,8 +22,8 @@ def _carry_on() -> None:
     return None
 
 
-def after_write_hook(settings: MessagingSettings) -> Callable[[], None]:
-    if settings.fault_crash_after_write:
+def after_write_hook(hooks: TestSettings) -> Callable[[], None]:
+    if hooks.fault_crash_after_write:
         log.warning("FAULT_CRASH_AFTER_WRITE is on: the first message sent kills this process")
         return _crash_after_write
     return _carry_on

@@ -118,7 +118,7 @@ def _document_configured_limits(app: FastAPI, settings: MessagingSettings) -> No
 
 
 def main() -> None:
-    args = parse_address("chat messaging service", default_port=8001)
+    args = parse_address("chat messaging service", 8001, MessagingSettings, "messaging")
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
     serve(create_app(settings), args.host or settings.host, args.port)

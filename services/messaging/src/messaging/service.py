@@ -8,6 +8,7 @@ import structlog
 from chat_core.auth import Authenticator
 from chat_core.events import ConversationCreated
 from chat_core.runtime import Runtime
+from chat_core.testing import TestSettings
 from messaging.config import MessagingSettings
 from messaging.conversations import Conversation, Conversations
 from messaging.faults import after_write_hook
@@ -60,7 +61,7 @@ class Messaging:
             read_states=read_states,
             members=members,
             worker=worker,
-            after_write=after_write_hook(settings),
+            after_write=after_write_hook(TestSettings()),
         )
 
     async def announce_conversation(self, conversation: Conversation) -> None:

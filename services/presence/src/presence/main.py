@@ -66,7 +66,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
 
 
 def main() -> None:
-    args = parse_address("chat presence service", default_port=8002)
+    args = parse_address("chat presence service", 8002, PresenceSettings, "presence")
     settings = PresenceSettings()
     configure_logging("presence", settings.log_level, settings.log_format)
     serve(create_app(settings), args.host or settings.host, args.port)

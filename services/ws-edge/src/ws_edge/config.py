@@ -7,6 +7,7 @@ class EdgeSettings(ServiceSettings):
     edge_id: str = Field(default_factory=default_edge_id)
     # Larger frames close the socket with 1009 (message too big).
     max_frame_bytes: int = 64 * 1024
+    # WebSocket pings from the edge; a client that does not answer within the timeout is gone.
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
     # Presence treats an edge silent for a few of these as dead and expires its connections.

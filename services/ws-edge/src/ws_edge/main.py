@@ -95,7 +95,7 @@ class EdgeApp:
 
 
 def main() -> None:
-    args = parse_address("chat WebSocket edge", default_port=8000)
+    args = parse_address("chat WebSocket edge", 8000, EdgeSettings, "ws-edge")
     settings = EdgeSettings()
     configure_logging("ws-edge", settings.log_level, settings.log_format)
     app = create_app(settings)
