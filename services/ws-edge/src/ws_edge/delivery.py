@@ -52,9 +52,13 @@ class EdgeDelivery:
             payload = envelope.frame.to_text()
             for connection in connections:
                 if (
-                    envelope.connection_id in (None, connection.connection_id)
-                    and envelope.skip_connection_id != connection.connection_id
+                    envelope.connection_id not in (None, connection.connection_id)
+                    or envelope.skip_connection_id == connection.connection_id
                 ):
+                    continue
+                if connection.held is not None:
+                    connection.held.append((envelope.frame, payload))
+                else:
                     await connection.send(payload)
         elif isinstance(envelope, Disconnect):
             log.info("closing user's connections", user_id=user_id, code=envelope.code)
