@@ -6,10 +6,10 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
+from chat_core.clock import to_milliseconds
 from chat_core.ids import is_vn_mobile, new_id, normalize_user_id
 from chat_core.settings import AuthMode
 from chat_core.store.conversations import Conversation, Conversations
-from messaging.timestamps import to_milliseconds
 
 _MAX_USER_ID_LENGTH = 128
 

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from chat_core.clock import to_milliseconds
 from chat_core.events import utcnow
 from chat_core.store.messages import Message
 from chat_core.store.sync import DEFAULT_MARGIN
 from messaging.delivery import Deliverer
 from messaging.outbox import PendingMessage
 from messaging.sending import Store, announce, record_stored
-from messaging.timestamps import to_milliseconds
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,8 @@ async def _stored(store: Store, pending: PendingMessage) -> Message:
         draft.conversation_id, draft.message_id, last, draft.created_at - DEFAULT_MARGIN
     )
     if claim is not None:
-        return await store.messages.ensure_by_id(claim)
+        stored, _ = await store.messages.index(claim)
+        return stored
     fresh = replace(draft, created_at=to_milliseconds(utcnow()))
     stored, _ = await store.messages.append(fresh, last)
     return stored

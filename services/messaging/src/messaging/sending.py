@@ -14,6 +14,7 @@ from datetime import datetime
 import structlog
 from pymongo.errors import DuplicateKeyError
 
+from chat_core.clock import to_milliseconds
 from chat_core.events import MessageType, utcnow
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversations
@@ -27,7 +28,6 @@ from messaging.errors import NotFound
 from messaging.faults import Faults
 from messaging.members import Members
 from messaging.outbox import Outbox
-from messaging.timestamps import to_milliseconds
 
 log = structlog.get_logger(__name__)
 
@@ -127,8 +127,9 @@ async def send_message(
         # finishes it with a fresh one.
         log.warning("send left to the relay: claim deadline passed", message_id=message_id)
         raise SendInProgress
-    stored, won = await store.messages.append(message, await _hint(store, message))
+    claimed = await store.messages.claim(message, await _hint(store, message))
     faults.after_claim()
+    stored, won = await store.messages.index(claimed)
     if not won:
         return stored, False
     await record_stored(store, stored, now)

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
+from chat_core.clock import to_milliseconds
 from chat_core.db import Collection, Database, Document
 from chat_core.events import MessageType, NewMessage, isoformat
 from chat_core.keyed_lock import KeyedLock
@@ -167,18 +168,19 @@ class Messages:
         return self._last_seqs.get(conversation_id)
 
     async def append(self, message: Message, hint: int) -> tuple[Message, bool]:
-        """Store `message` at the next free position of its conversation; `message.seq` is
-        ignored. Returns it as stored and True, or, when another writer stored the same
-        message id first (at another position), that one and False, leaving a tombstone at
-        this position.
+        """`claim` then `index`: the message as stored, and whether it is this one."""
+        return await self.index(await self.claim(message, hint))
 
-        Cost: one insert per position tried (usually one) and one more by id.
+    async def claim(self, message: Message, hint: int) -> Message:
+        """Store `message` at the next free position of its conversation (`message.seq` is
+        ignored) and return it with its seq. Cost: one insert per position tried, usually one.
         """
         conversation_id = message.conversation_id
         async with self._claims(conversation_id):
             seq = max(hint, self._last_seqs.get(conversation_id, 0)) + 1
+            stamp = to_milliseconds(message.created_at)
             while True:
-                claimed = replace(message, seq=seq)
+                claimed = replace(message, seq=seq, created_at=stamp)
                 try:
                     await self._timeline.insert_one(claimed.timeline_document())
                     break
@@ -190,27 +192,24 @@ class Messages:
                         break
                     seq += 1
             self._remember(conversation_id, seq)
+        return claimed
+
+    async def index(self, claimed: Message) -> tuple[Message, bool]:
+        """Make a claimed message findable by id. Returns it and True, or, when another
+        writer stored the same message id first (at another position), that one and False,
+        leaving a tombstone at this position. One insert (and a lookup on a race)."""
         try:
             await self._by_id.insert_one(claimed.to_document())
         except DuplicateKeyError:
-            first = await self.get(message.message_id)
-            if first is None or first.seq == seq:
+            first = await self.get(claimed.message_id)
+            if first is None or first.seq == claimed.seq:
                 return first or claimed, True
             await self._timeline.replace_one(
-                {"_id": timeline_id(conversation_id, seq)},
-                Tombstone(conversation_id, seq, claimed.created_at).to_document(),
+                {"_id": timeline_id(claimed.conversation_id, claimed.seq)},
+                Tombstone(claimed.conversation_id, claimed.seq, claimed.created_at).to_document(),
             )
             return first, False
         return claimed, True
-
-    async def ensure_by_id(self, message: Message) -> Message:
-        """The by-id copy of a message already in the timeline (a send that died between the
-        two writes); the copy that exists wins."""
-        try:
-            await self._by_id.insert_one(message.to_document())
-        except DuplicateKeyError:
-            return await self.get(message.message_id) or message
-        return message
 
     async def find_claim(
         self, conversation_id: str, message_id: str, last: int, not_before: datetime
@@ -228,6 +227,8 @@ class Messages:
         return None
 
     def _remember(self, conversation_id: str, seq: int) -> None:
+        if seq <= 0:
+            return
         if self._last_seqs.get(conversation_id, 0) < seq:
             self._last_seqs[conversation_id] = seq
         self._last_seqs.move_to_end(conversation_id)
