@@ -30,11 +30,11 @@ async def presence_snapshot(edge: Edge, connection: Connection) -> int:
     contacts = sorted(await ConversationIndex(db).contacts_of(connection.user_id))
     contacts = contacts[: edge.settings.snapshot_max_contacts]
     docs = await asyncio.gather(
-        *(db.presence.find_one({"_id": c}, {"announced": 1}) for c in contacts)
+        *(db.presence.find_one({"_id": c}, {"effective": 1}) for c in contacts)
     )
     sent = 0
     for user_id, doc in zip(contacts, docs, strict=True):
-        status = (doc or {}).get("announced", "offline")
+        status = (doc or {}).get("effective", "offline")
         if status != "offline":
             frame = UserStatusChange(user_id=user_id, status=status)
             await connection.send(frame.to_text())
