@@ -102,7 +102,7 @@ class ConversationAnnounced(Frame):
     event: Literal["conversation_created"] = "conversation_created"
     id: str
     participant_ids: list[str]
-    name: str | None
+    name: str | None = None
     created_at: str
 
     def to_text(self) -> str:
