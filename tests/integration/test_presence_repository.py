@@ -28,18 +28,6 @@ def online(user_id: str, *connection_ids: str) -> Presence:
 
 async def add_conversation(db: Database, conversation_id: str, *participants: str) -> None:
     """Memberships in the shape messaging writes them."""
-    await db.memberships.insert_many(
-        [
-            {
-                "_id": f"{user_id}|{conversation_id}",
-                "userId": user_id,
-                "conversationId": conversation_id,
-                "participantIds": list(participants),
-                "createdAt": T0,
-            }
-            for user_id in participants
-        ]
-    )
     await ConversationIndex(db).record(conversation_id, participants)
 
 
