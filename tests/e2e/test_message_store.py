@@ -279,3 +279,37 @@ async def test_a_send_that_dies_after_taking_its_seq_leaves_no_hole(
         survivor.stop()
     assert (completed["seq"], after["seq"]) == (1, 2)
     assert [(m["seq"], m["content"]) for m in page["items"]] == [(1, "half-sent"), (2, "after")]
+
+
+async def test_sends_beyond_capacity_are_shed_with_retry_after_and_retries_land_once(
+    stack: Stack,
+) -> None:
+    tight = stack.start("messaging", MAX_CONCURRENT_SENDS="1", SEND_QUEUE_TIMEOUT_SECONDS="0")
+    try:
+        alice = new_user()
+        async with rest_client(tight.http_url, alice) as client:
+            cid = (await create(client, new_user()))["id"]
+
+            async def post(n: int) -> httpx.Response:
+                return await client.post(
+                    f"/conversations/{cid}/messages",
+                    json={"content": f"m{n}", "messageType": "text", "clientMessageId": f"k{n}"},
+                )
+
+            first = await asyncio.gather(*(post(n) for n in range(20)))
+            shed = [n for n, r in enumerate(first) if r.status_code == 503]
+            for n in shed:
+                for _ in range(50):
+                    retried = await post(n)
+                    if retried.status_code == 201:
+                        break
+                    await asyncio.sleep(0.05)
+                assert retried.status_code == 201
+            page = (await client.get(f"/conversations/{cid}/messages?afterSeq=0")).json()
+    finally:
+        tight.stop()
+    assert {r.status_code for r in first} <= {201, 503}
+    assert shed, "nothing was shed at a capacity of one send"
+    assert all(first[n].headers["Retry-After"] == "1" for n in shed)
+    assert sorted(m["content"] for m in page["items"]) == sorted(f"m{n}" for n in range(20))
+    assert [m["seq"] for m in page["items"]] == list(range(1, 21))

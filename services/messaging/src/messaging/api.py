@@ -18,6 +18,7 @@ from messaging.deps import CurrentUser, MessagingDep
 from messaging.errors import NotFound
 from messaging.history import Page
 from messaging.inbox import BadListCursor, inbox
+from messaging.overload import Overloaded
 from messaging.schemas import (
     DOCUMENT_ID_PATTERN,
     ConversationList,
@@ -209,14 +210,21 @@ async def post_message(
         client_message_id=body.client_message_id,
     )
     try:
-        message, created = await send_message(
-            draft,
-            store=messaging.store,
-            deliverer=messaging.runtime.broker,
-            now=utcnow(),
-            faults=messaging.faults,
-            takeover_after=messaging.settings.send_takeover_seconds,
-        )
+        async with messaging.admission.slot():
+            message, created = await send_message(
+                draft,
+                store=messaging.store,
+                deliverer=messaging.runtime.broker,
+                now=utcnow(),
+                faults=messaging.faults,
+                takeover_after=messaging.settings.send_takeover_seconds,
+            )
+    except Overloaded:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "too many sends in progress; retry (with the same clientMessageId)",
+            headers={"Retry-After": "1"},
+        ) from None
     except NotFound as error:
         raise _not_found(error) from None
     except SendInProgress:

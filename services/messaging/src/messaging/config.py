@@ -27,3 +27,7 @@ class MessagingSettings(ServiceSettings):
     send_takeover_seconds: float = Field(default=10.0, ge=0)
     # Upper bound on one /sync page and on a WebSocket resume's replay.
     sync_max_limit: int = Field(default=500, ge=1, le=10_000)
+    # Load shedding: at most this many sends run at once in this process; one that cannot
+    # start within the wait is answered 503 + Retry-After before any work (overload.py).
+    max_concurrent_sends: int = Field(default=64, ge=1, le=10_000)
+    send_queue_timeout_seconds: float = Field(default=0.5, ge=0)

@@ -17,6 +17,7 @@ from messaging.faults import Faults
 from messaging.history import Reader
 from messaging.members import Members
 from messaging.outbox import Outbox
+from messaging.overload import Admission
 from messaging.sending import Store
 from messaging.throttle import Throttle
 from messaging.worker import Worker
@@ -36,6 +37,7 @@ class Messaging:
     members: Members
     worker: Worker
     faults: Faults
+    admission: Admission
 
     @property
     def store(self) -> Store:
@@ -79,6 +81,7 @@ class Messaging:
             members=members,
             worker=worker,
             faults=Faults.of(settings),
+            admission=Admission(settings.max_concurrent_sends, settings.send_queue_timeout_seconds),
         )
 
     async def welcome(self, conversation: Conversation) -> None:
