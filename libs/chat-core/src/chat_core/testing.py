@@ -19,3 +19,5 @@ class TestSettings(BaseSettings):
     # messaging exits (status 70) right after a message is written and before its new_message
     # is published: the outbox crash test.
     fault_crash_after_write: bool = False
+    # messaging exits (status 70) right after a message took its seq, before any other write.
+    fault_crash_after_claim: bool = False

@@ -23,6 +23,7 @@ class Delivery:
     frame: ServerFrame
     connection_id: str | None = None
     ttl: float | None = None
+    skip_connection_id: str | None = None
 
 
 def to_others(
@@ -47,6 +48,7 @@ async def publish(deliverer: Deliverer, deliveries: Iterable[Delivery]) -> None:
             envelope = Deliver(
                 frame=delivery.frame,
                 connection_id=delivery.connection_id,
+                skip_connection_id=delivery.skip_connection_id,
                 at=origin(delivery.frame),
                 request_id=current_request_id(),
             )

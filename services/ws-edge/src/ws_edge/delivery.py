@@ -50,14 +50,21 @@ class EdgeDelivery:
             return
         connections = self.registry.of_user(user_id)
         if isinstance(envelope, Deliver):
-            payload = envelope.frame.model_dump_json(by_alias=True, exclude_none=True)
+            payload = envelope.frame.to_text()
             event = envelope.frame.event
             written = 0
             for connection in connections:
-                if envelope.connection_id in (None, connection.connection_id):
-                    if await connection.send(payload):
-                        written += 1
-                        metrics.delivered(event, envelope.at)
+                if (
+                    envelope.connection_id not in (None, connection.connection_id)
+                    or envelope.skip_connection_id == connection.connection_id
+                ):
+                    continue
+                if connection.held is not None:
+                    # Released after the resume's replay (ws_edge/resume.py).
+                    connection.held.append((envelope.frame, payload))
+                elif await connection.send(payload):
+                    written += 1
+                    metrics.delivered(event, envelope.at)
             if envelope.request_id is not None:
                 # Caused by a REST request: the line that follows its message to the socket.
                 log.info(
