@@ -25,16 +25,16 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /app
 
 # Third-party dependencies first: this layer is rebuilt only when a pyproject or the lock
-# changes. Every workspace member's pyproject is needed for --locked to check the lock, bench's
-# included, though only the services are installed.
+# changes. --frozen installs exactly uv.lock (make test checks the lock is current with
+# `uv lock --check`) and needs only the members it installs, so a new workspace member
+# (a client library, a tool) changes nothing here.
 COPY pyproject.toml uv.lock ./
 COPY libs/chat-core/pyproject.toml libs/chat-core/
 COPY services/ws-edge/pyproject.toml services/ws-edge/
 COPY services/messaging/pyproject.toml services/messaging/
 COPY services/presence/pyproject.toml services/presence/
-COPY bench/pyproject.toml bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable --no-install-workspace \
+    uv sync --frozen --no-dev --no-editable --no-install-workspace \
         --package ws-edge --package messaging --package presence
 
 # Then the workspace packages themselves, as wheels (--no-editable): the runtime stage gets
@@ -42,7 +42,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY libs/chat-core/ libs/chat-core/
 COPY services/ services/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable \
+    uv sync --frozen --no-dev --no-editable \
         --package ws-edge --package messaging --package presence
 
 FROM builder AS venv-no
@@ -50,7 +50,7 @@ FROM builder AS venv-no
 FROM builder AS venv-yes
 COPY bench/ bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable \
+    uv sync --frozen --no-dev --no-editable \
         --package ws-edge --package messaging --package presence --package chat-bench
 
 FROM venv-${BENCH} AS venv

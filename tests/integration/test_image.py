@@ -161,6 +161,19 @@ def test_runtime_stage_takes_only_the_environment_and_runs_unprivileged(
     assert workdir == ["/app"], "the venv's paths must be the same in builder and runtime"
 
 
+def test_the_lock_the_image_installs_is_current() -> None:
+    """The image installs uv.lock as it is (--frozen); it must match every pyproject."""
+    result = subprocess.run(
+        [shutil.which("uv") or "uv", "lock", "--check", "--offline"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_pinned_uv_and_ignored_context(dockerfile: Dockerfile) -> None:
     version = dockerfile.global_args["UV_VERSION"]
     assert version[:1].isdigit(), "uv is pinned to a version, not latest"
