@@ -241,6 +241,8 @@ async def test_outbox_hands_out_only_entries_older_than_asked(db: Database) -> N
     young = message(new_id(), alice)
     await outbox.add(old, (alice, bob), now - timedelta(seconds=30))
     await outbox.add(young, (alice, bob), now)
+    for entry in (old, young):
+        outbox.settled(entry.message_id)
     pending = await outbox.written_before(now - timedelta(seconds=5))
     assert [(p.message, p.participant_ids) for p in pending] == [(old, (alice, bob))]
     await outbox.remove(old.message_id)
