@@ -17,15 +17,16 @@ export PATH := $(PATH):$(HOME)/.local/bin$(if $(PY_SCRIPT_DIRS),:$(PY_SCRIPT_DIR
 # `make install` has already synced the environment; do not re-lock or re-sync on every run.
 UV_RUN := uv run --no-sync
 
-.PHONY: help install infra run lint test bench stop-infra clean node-deps browser contracts
+.PHONY: help install infra run lint test bench stop-infra clean node-deps browser contracts web
 
 help:
 	@echo "make install     uv (from PyPI) + uv sync --all-packages (--frozen when uv.lock exists)"
 	@echo "make infra       RabbitMQ on :5672 and a MongoDB server (mongod or devdb) on :27017"
-	@echo "make run         install + infra, then ws-edge :8000, messaging :8001, presence :8002"
+	@echo "make run         install + infra + web, then ws-edge :8000, messaging :8001, presence :8002, web :8080"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make test        install + infra + lint, then pytest"
 	@echo "make contracts   regenerate docs/asyncapi.yaml (and the other generated contracts)"
+	@echo "make web         build the browser client into clients/web/dist (skipped when current)"
 	@echo "make node-deps   npm ci for clients/web and tools/contracts (skipped when current)"
 	@echo "make browser     Debian's chromium for the browser tests (skipped when installed)"
 	@echo "make bench       install + infra, then chat-bench all"
@@ -40,7 +41,7 @@ infra:
 	@bash scripts/ensure_rabbitmq.sh
 	@bash scripts/ensure_mongo.sh
 
-run: install infra
+run: install infra web
 	$(UV_RUN) python scripts/run_stack.py
 
 lint: install
@@ -48,11 +49,14 @@ lint: install
 	$(UV_RUN) ruff format --check .
 	$(UV_RUN) mypy
 
-test: install infra lint node-deps browser
+test: install infra lint node-deps browser web
 	$(UV_RUN) pytest
 
 node-deps:
 	@bash scripts/ensure_node_deps.sh
+
+web:
+	@bash scripts/build_web.sh
 
 browser:
 	@bash scripts/ensure_chromium.sh
