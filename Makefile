@@ -25,7 +25,7 @@ help:
 	@echo "make run         install + infra + web, then ws-edge :8000, messaging :8001, presence :8002, web :8080"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make test        install + infra + lint, then pytest"
-	@echo "make contracts   regenerate docs/asyncapi.yaml (and the other generated contracts)"
+	@echo "make contracts   regenerate docs/asyncapi.yaml and docs/postman/ from the schemas"
 	@echo "make web         build the browser client into clients/web/dist (skipped when current)"
 	@echo "make node-deps   npm ci for clients/web and tools/contracts (skipped when current)"
 	@echo "make browser     Debian's chromium for the browser tests (skipped when installed)"
@@ -63,6 +63,7 @@ browser:
 
 contracts: install
 	$(UV_RUN) python -m chat_core.asyncapi docs/asyncapi.yaml
+	$(UV_RUN) python scripts/postman.py docs/postman
 
 bench: install infra
 	$(UV_RUN) chat-bench all
