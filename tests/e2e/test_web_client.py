@@ -189,6 +189,9 @@ async def test_two_people_chat_in_the_browser(
         )
         assert len(ids) == len(set(ids)) == 5
         restarted.stop()
+        # What a person would have seen, kept for review (test-artifacts/ is not committed).
+        for name, page in pages.items():
+            await page.screenshot(path=str(artifacts_dir() / f"web-client-{name}-done.png"))
     except BaseException:
         artifacts_dir()
         for name, page in pages.items():
