@@ -1,4 +1,4 @@
-"""Run the whole chat stack on this machine: ws-edge, messaging and presence.
+"""Run the whole chat stack on this machine: ws-edge, messaging, presence and the web client.
 
 Usage (from the repository root; `make run` does this after `make install infra`):
 
@@ -6,11 +6,13 @@ Usage (from the repository root; `make run` does this after `make install infra`
 
 RabbitMQ and MongoDB must already answer (`make infra`). Each service runs as a child process
 through its console script (the same program as `uv run ws-edge --port 8000`), its output lines
-prefixed with its name. Once every `/readyz` answers 200 one line "stack ready: ..." is printed.
-Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after the grace period); if a child
-dies on its own the others are stopped and the exit status is non-zero.
+prefixed with its name; the browser client (clients/web/dist, built by `make web`) is served on
+:8080 by scripts/serve_web.py, configured for these ports. Once every `/readyz` answers 200
+one line "stack ready: ..." is printed. Ctrl-C or SIGTERM stops every child (SIGTERM, then
+SIGKILL after the grace period); if a child dies on its own the others are stopped and the exit
+status is non-zero.
 
-Standard library only.
+Standard library only (serve_web.py, a separate process, uses the venv's Starlette).
 """
 
 from __future__ import annotations
