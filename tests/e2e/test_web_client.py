@@ -188,10 +188,10 @@ async def test_two_people_chat_in_the_browser(
             "nodes => nodes.map(n => n.dataset.messageId)"
         )
         assert len(ids) == len(set(ids)) == 5
-        restarted.stop()
         # What a person would have seen, kept for review (test-artifacts/ is not committed).
         for name, page in pages.items():
             await page.screenshot(path=str(artifacts_dir() / f"web-client-{name}-done.png"))
+        restarted.stop()
     except BaseException:
         artifacts_dir()
         for name, page in pages.items():
