@@ -42,6 +42,7 @@ infra:
 	@bash scripts/ensure_mongo.sh
 
 run: install infra web
+	$(UV_RUN) chat-admin migrate
 	$(UV_RUN) python scripts/run_stack.py
 
 lint: install
