@@ -120,7 +120,7 @@ export default function App({ config }) {
   const me = session?.userId;
 
   const remember = (messages) => {
-    for (const m of messages) if (m) socket.current?.remember(m.messageId);
+    for (const m of messages) if (m?.messageId) socket.current?.remember(m.messageId);
   };
 
   const loadConversations = useCallback(async () => {
@@ -221,7 +221,7 @@ export default function App({ config }) {
       remember(page.items || []);
       dispatch({ type: "history", conversationId: id, items: page.items || [],
                  hasMore: page.hasMore });
-      thread = { items: [...(page.items || [])].reverse() };
+      thread = { items: [...(page.items || [])].filter((m) => m.messageId).reverse() };
     }
     const items = thread.items || [];
     const newest = items[items.length - 1];

@@ -138,6 +138,8 @@ export class ChatSocket {
   }
 
   _deliver(message) {
+    // Tombstones (a seq whose send died) carry no message.
+    if (message.tombstone || !message.messageId) return;
     if (!this.remember(message.messageId)) return;
     this.cursor = message.messageId;
     this.onEvent({ ...message, event: "new_message" });
@@ -155,6 +157,8 @@ export class ChatSocket {
     try {
       for (;;) {
         const page = await this.api.sync(start, 200);
+        // Conversations created while away, announced like the live event.
+        for (const c of page.conversations || []) this.onEvent({ ...c, event: "conversation_created" });
         for (const item of page.items || []) this._deliver(item);
         if (page.nextSince) { start = page.nextSince; this.cursor = start; }
         if (!page.hasMore) break;

@@ -93,7 +93,9 @@ export function reducer(state, action) {
     case "history": {
       const thread = state.messages[action.conversationId] || { items: [], hasMore: true };
       const ids = new Set(thread.items.map((m) => m.messageId));
-      const older = action.items.filter((m) => !ids.has(m.messageId)).reverse();
+      const older = action.items
+        .filter((m) => m.messageId && !m.tombstone && !ids.has(m.messageId))
+        .reverse();
       return {
         ...state,
         messages: {

@@ -78,3 +78,15 @@ describe("socket helpers", () => {
     }
   });
 });
+
+describe("history", () => {
+  it("skips tombstones (a seq whose send died)", () => {
+    let state = withConversation();
+    state = reducer(state, { type: "history", conversationId: "c1", hasMore: false, items: [
+      message("m3", 3, BOB, { seq: 3 }),
+      { conversationId: "c1", seq: 2, tombstone: true, timestamp: "2025-01-31T09:30:02.000+00:00" },
+      message("m1", 1, BOB, { seq: 1 }),
+    ] });
+    expect(state.messages.c1.items.map((m) => m.messageId)).toEqual(["m1", "m3"]);
+  });
+});

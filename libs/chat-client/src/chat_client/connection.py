@@ -31,8 +31,10 @@ from chat_core.events import (
     ClientMessageRead,
     ClientStatusChange,
     ClientTyping,
+    ConversationAnnounced,
     HeartbeatAck,
     NewMessage,
+    ReplayDone,
     ServerFrame,
     Status,
     server_frame_adapter,
@@ -156,7 +158,7 @@ class ChatClient:
         self._connected = asyncio.Event()
         self._stopped = asyncio.Event()
         self._closing = asyncio.Event()
-        self._replay: asyncio.Future[dict[str, Any]] | None = None
+        self._replay: asyncio.Future[ReplayDone] | None = None
         # The edge answers heartbeats in order, so acks match sends first-in first-out.
         self._acks: deque[asyncio.Future[None]] = deque()
 
@@ -367,18 +369,17 @@ class ChatClient:
             return
         if not isinstance(data, dict):
             return
-        if data.get("event") == "replay_done":
-            if data.get("nextSince"):
-                self.cursor = str(data["nextSince"])
-            if self._replay is not None and not self._replay.done():
-                self._replay.set_result(data)
-            return
         try:
             frame = server_frame_adapter.validate_python(data)
         except ValidationError:
             self._emit(UnknownEvent(payload=data, event=str(data.get("event", "unknown"))))
             return
-        if isinstance(frame, NewMessage):
+        if isinstance(frame, ReplayDone):
+            # The precise cursor: store it rather than the last message id.
+            self.cursor = frame.next_since
+            if self._replay is not None and not self._replay.done():
+                self._replay.set_result(frame)
+        elif isinstance(frame, NewMessage):
             self._deliver_message(frame)
         else:
             if isinstance(frame, HeartbeatAck):
@@ -388,6 +389,12 @@ class ChatClient:
                         ack.set_result(None)
                         break
             self._emit(frame)
+
+    def _deliver_item(self, item: dict[str, Any]) -> None:
+        """A message from REST (sync or history); tombstones (`seq` holes) carry nothing."""
+        if item.get("tombstone") or "messageId" not in item:
+            return
+        self._deliver_message(NewMessage.model_validate({**item, "event": "new_message"}))
 
     def _deliver_message(self, message: NewMessage) -> None:
         if not self._seen.add(message.message_id):
@@ -400,18 +407,20 @@ class ChatClient:
 
     # --- catching up after a reconnect -------------------------------------------------
 
-    async def _catch_up(self, since: str, replay: asyncio.Future[dict[str, Any]]) -> None:
+    async def _catch_up(self, since: str, replay: asyncio.Future[ReplayDone]) -> None:
         try:
-            done = await asyncio.wait_for(asyncio.shield(replay), self.replay_timeout)
+            done: ReplayDone | None = await asyncio.wait_for(
+                asyncio.shield(replay), self.replay_timeout
+            )
         except TimeoutError:
             done = None
-        if done is not None and not done.get("truncated"):
+        if done is not None and not done.truncated:
             self._emit(CaughtUp(via="replay"))
             return
         if self.rest is None:
             log.warning("missed messages may not be delivered: no REST client to catch up")
             return
-        start = str(done["nextSince"]) if done and done.get("nextSince") else since
+        start = done.next_since if done is not None else since
         try:
             await self._sync_from(start)
             self._emit(CaughtUp(via="sync"))
@@ -426,8 +435,15 @@ class ChatClient:
         assert self.rest is not None
         while True:
             page = await self.rest.sync(since, limit=200)
+            for conversation in page.get("conversations", []):
+                # Created while this client was away: announced like the live event.
+                self._emit(
+                    ConversationAnnounced.model_validate(
+                        {**conversation, "event": "conversation_created"}
+                    )
+                )
             for item in page.get("items", []):
-                self._deliver_message(NewMessage.model_validate({**item, "event": "new_message"}))
+                self._deliver_item(item)
             if page.get("nextSince"):
                 since = str(page["nextSince"])
                 self.cursor = since
@@ -443,4 +459,4 @@ class ChatClient:
                 continue
             page = await self.rest.history(summary["id"], limit=page_size)
             for item in reversed(page.get("items", [])):
-                self._deliver_message(NewMessage.model_validate({**item, "event": "new_message"}))
+                self._deliver_item(item)

@@ -40,6 +40,11 @@ _DESCRIPTIONS = {
     "ClientStatusChange": "Set the user's presence status; answered with `status_change_ack`.",
     "NewMessage": "A message in one of the user's conversations, including the user's own "
     "(from any device). Delivered at least once: de-duplicate by `messageId`.",
+    "ReplayDone": "Ends a resume's replay (after the presence snapshot and the missed "
+    "`new_message` frames); live frames follow. Store `nextSince` as the next `since`; when "
+    "`truncated`, page the rest with `GET /sync?since=<nextSince>`.",
+    "ConversationAnnounced": "The user was added to a conversation (its REST shape), sent to "
+    "every participant when it is created.",
     "TypingIndicator": "Another member is typing; show it for about 3 s.",
     "MessageReadReceipt": "A member read a message (also sent to the reader's other devices).",
     "UserStatusChange": "A contact's presence changed. On admission one is sent per contact "
