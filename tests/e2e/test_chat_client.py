@@ -116,6 +116,8 @@ async def test_reconnect_resumes_without_gaps_or_duplicates(
         b, lambda e: isinstance(e, NewMessage) and e.message_id == after["messageId"], 10
     )
     assert any(isinstance(e, Connected) and e.resumed for e in after_reconnect)
+    # The server replays (or, if its replay_done is late, /sync does); never the fallback.
+    assert [e.via for e in after_reconnect if isinstance(e, CaughtUp)] in (["replay"], ["sync"])
     got = [e.message_id for e in after_reconnect if isinstance(e, NewMessage)]
     expected = [m["messageId"] for m in missed] + [after["messageId"]]
     assert got == expected

@@ -178,6 +178,10 @@ async def test_two_people_chat_in_the_browser(
             )
         for text in missed:
             await expect(message(b, text)).to_have_count(1, timeout=STEP)
+        # Caught up by the server's replay (or /sync when replay_done is late).
+        await expect(b.get_by_test_id("connection")).to_have_attribute(
+            "data-caught-up", re.compile("^(replay|sync)$"), timeout=STEP
+        )
         await a.get_by_test_id("composer-input").fill("live again")
         await a.get_by_test_id("composer-send").click()
         await expect(message(b, "live again")).to_have_count(1, timeout=STEP)

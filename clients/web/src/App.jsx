@@ -314,7 +314,7 @@ export default function App({ config }) {
       <header>
         <span className="me" data-testid="me">{me}</span>
         <span className={`connection ${connection.state}`} data-testid="connection"
-              data-state={connection.state}>
+              data-state={connection.state} data-caught-up={connection.caughtUp || ""}>
           {connection.state === "connected" ? "Connected"
             : connection.state === "refused" ? (REFUSALS[connection.code] || `Refused (${connection.code})`)
               : connection.state === "reconnecting" ? "Reconnecting…" : "Connecting…"}
