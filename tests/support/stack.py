@@ -117,7 +117,7 @@ class Stack:
             env=self.env(),
             capture_output=True,
             text=True,
-            timeout=90,
+            timeout=30,
             check=False,
         )
 
@@ -126,8 +126,8 @@ class Stack:
             service.stop()
 
 
-# Generous: on a loaded two-core machine a service's imports alone can take tens of seconds.
 def wait_ready(service: ServiceProcess, timeout: float = 90.0) -> None:
+    # Generous: on a 2-core machine shared with other suites a service can take 30 s to start.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:

@@ -13,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
+from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
@@ -79,7 +80,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
-    app.include_router(api.router)
+    app.include_router(api.router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(PyMongoError)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chat_core import metrics
+from chat_core import asyncapi, metrics
 from chat_core.auth import build_authenticator
 from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
@@ -57,6 +57,10 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
 
     app.include_router(health_router(readiness))
     app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/asyncapi.json", summary="The WebSocket protocol as an AsyncAPI 3.0 document")
+    async def asyncapi_document() -> JSONResponse:
+        return JSONResponse(asyncapi.document())
 
     @app.get("/stats")
     async def stats(edge: EdgeDep) -> JSONResponse:
