@@ -3,12 +3,18 @@
 events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typing, conn.opened...)
 deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys
 dead-letter exchange      poison messages, one dead queue per consuming service
+
+Durable queues are classic (one node; the faster kind there) or quorum (replicated by Raft
+across a cluster, surviving the loss of a minority of nodes): `Topology.queue_type`.
+A service is given every node's URL and holds one connection to one of them; when that node
+goes away the connection moves to the next (FailoverConnection).
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aio_pika
 import structlog
@@ -20,8 +26,10 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
+from aio_pika.robust_connection import RobustConnection
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
+from yarl import URL
 
 from chat_core.events import Frame
 
@@ -75,9 +83,13 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OperationFailure) and "database is locked" in str(error)
 
 
+QueueType = Literal["classic", "quorum"]
+
+
 @dataclass(frozen=True)
 class Topology:
     prefix: str
+    queue_type: QueueType = "classic"
 
     @property
     def events_exchange(self) -> str:
@@ -116,16 +128,22 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
     dead = await channel.declare_exchange(
         topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
+    # Every durable queue gets the same type: a classic queue on a cluster lives on one node
+    # and is unusable while that node is down, which would stall its consumers' recovery.
+    typed: dict[str, Any] = {"x-queue-type": topology.queue_type}
     for consumer, keys in QUEUE_BINDINGS.items():
         arguments: dict[str, Any]
         if consumer in EPHEMERAL_TTL_SECONDS:
-            arguments = {"x-message-ttl": EPHEMERAL_TTL_SECONDS[consumer] * 1000}
+            arguments = {"x-message-ttl": EPHEMERAL_TTL_SECONDS[consumer] * 1000, **typed}
         else:
             arguments = {
                 "x-dead-letter-exchange": topology.dead_letter_exchange,
                 "x-dead-letter-routing-key": consumer,
+                **typed,
             }
-            dead_queue = await channel.declare_queue(topology.dead_queue(consumer), durable=True)
+            dead_queue = await channel.declare_queue(
+                topology.dead_queue(consumer), durable=True, arguments=typed
+            )
             await dead_queue.bind(dead, consumer)
         queue = await channel.declare_queue(
             topology.queue(consumer), durable=True, arguments=arguments
@@ -134,21 +152,104 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
             await queue.bind(events, key)
 
 
-class Broker:
-    """One robust connection; a confirmed channel for publishing, one channel per consumer."""
+class FailoverConnection(RobustConnection):
+    """aio-pika's robust connection, reconnecting round-robin over several nodes' URLs.
 
-    def __init__(self, url: str, topology: Topology, name: str) -> None:
+    RobustConnection retries its one `url` every `reconnect_interval` and then restores every
+    channel, exchange, queue, binding and consumer declared through it. This points `url` at
+    the next node when the connection drops, and again after each interval that passes
+    without a connection, so a dead node is skipped and a restarted one is tried in turn.
+    """
+
+    def __init__(self, urls: Sequence[str], reconnect_interval: float, **kwargs: Any) -> None:
+        super().__init__(urls[0], **kwargs)  # type: ignore[arg-type]
+        self._urls = [URL(url) for url in urls]
+        self._at = 0
+        self.reconnect_interval = reconnect_interval
+        self._rotation: asyncio.Task[None] | None = None
+
+    def _next_url(self) -> None:
+        self._at = (self._at + 1) % len(self._urls)
+        self.url = self._urls[self._at]
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        await super()._on_connection_close(closing)
+        if self._close_called or self.is_closed or len(self._urls) == 1:
+            return
+        if self._rotation is None or self._rotation.done():
+            self._rotation = self.loop.create_task(self._rotate_until_connected())
+
+    async def _rotate_until_connected(self) -> None:
+        while not (self._close_called or self.is_closed):
+            self._next_url()
+            log.warning("broker connection lost, trying next node", node=_redact(str(self.url)))
+            await asyncio.sleep(self.reconnect_interval)
+            if self.connected.is_set():
+                return
+
+    async def close(self, exc: Any = asyncio.CancelledError) -> None:
+        if self._rotation is not None:
+            self._rotation.cancel()
+        await super().close(exc)
+
+
+def _redact(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+async def connect_failover(
+    urls: Sequence[str], name: str, *, reconnect_interval: float = 1.0
+) -> FailoverConnection:
+    """Connect to the first node that answers, starting at a random one to spread clients."""
+    if not urls:
+        raise ValueError("no broker URL given")
+    start = random.randrange(len(urls))
+    ordered = [*urls[start:], *urls[:start]]
+    error: BaseException | None = None
+    for offset in range(len(ordered)):
+        connection = FailoverConnection(
+            [*ordered[offset:], *ordered[:offset]],
+            reconnect_interval,
+            client_properties={"connection_name": name},
+        )
+        try:
+            await connection.connect(timeout=10)
+        except (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError) as failure:
+            error = failure
+            await connection.close()
+            log.warning(
+                "broker node unavailable", node=_redact(ordered[offset]), error=str(failure)
+            )
+            continue
+        return connection
+    assert error is not None
+    raise error
+
+
+class Broker:
+    """One failover connection; a confirmed channel for publishing, one channel per consumer."""
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        topology: Topology,
+        name: str,
+        *,
+        reconnect_interval: float = 1.0,
+    ) -> None:
         self.topology = topology
-        self._url = url
+        self._urls = [urls] if isinstance(urls, str) else list(urls)
         self._name = name
-        self._connection: AbstractRobustConnection | None = None
+        self._reconnect_interval = reconnect_interval
+        self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
         self._deliver: AbstractExchange | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._name}
+        self._connection = await connect_failover(
+            self._urls, self._name, reconnect_interval=self._reconnect_interval
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         await declare_topology(self._channel, self.topology)
@@ -169,9 +270,19 @@ class Broker:
         assert self._deliver is not None, "Broker.start() first"
         return self._deliver
 
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` each time the connection is back (on any node) and restored."""
+
+        async def reconnected(_connection: object) -> None:
+            await callback()
+
+        self.connection.reconnect_callbacks.add(reconnected)
+
     def is_ready(self) -> bool:
+        # A robust connection is not "closed" while it reconnects: ask whether it is connected.
         return (
             self._connection is not None
+            and self._connection.connected.is_set()
             and not self._connection.is_closed
             and self._channel is not None
             and not self._channel.is_closed

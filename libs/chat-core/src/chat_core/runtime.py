@@ -20,7 +20,12 @@ class Runtime:
         mongo = connect(settings.mongo_url)
         db = mongo[settings.mongo_db]
         await ensure_indexes(db)
-        broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), name)
+        broker = Broker(
+            settings.broker_urls,
+            Topology(settings.broker_prefix, settings.broker_queue_type),
+            name,
+            reconnect_interval=settings.broker_reconnect_interval_seconds,
+        )
         await broker.start()
         return cls(mongo=mongo, db=db, broker=broker)
 
