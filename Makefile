@@ -17,12 +17,13 @@ export PATH := $(PATH):$(HOME)/.local/bin$(if $(PY_SCRIPT_DIRS),:$(PY_SCRIPT_DIR
 # `make install` has already synced the environment; do not re-lock or re-sync on every run.
 UV_RUN := uv run --no-sync
 
-.PHONY: help install infra run lint test bench stop-infra clean
+.PHONY: help install infra run run-cluster lint test bench stop-infra clean
 
 help:
 	@echo "make install     uv (from PyPI) + uv sync --all-packages (--frozen when uv.lock exists)"
 	@echo "make infra       RabbitMQ on :5672 and a MongoDB server (mongod or devdb) on :27017"
 	@echo "make run         install + infra, then ws-edge :8000, messaging :8001, presence :8002"
+	@echo "make run-cluster 3-node RabbitMQ cluster, 2 of each service, HAProxy on 8000-8002"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make test        install + infra + lint, then pytest"
 	@echo "make bench       install + infra, then chat-bench all"
@@ -39,6 +40,9 @@ infra:
 
 run: install infra
 	$(UV_RUN) python scripts/run_stack.py
+
+run-cluster: install infra
+	$(UV_RUN) python scripts/run_cluster.py
 
 lint: install
 	$(UV_RUN) ruff check .

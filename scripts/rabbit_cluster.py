@@ -19,6 +19,7 @@ The tests import `RabbitCluster` with other node names and free ports, so a test
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -120,7 +121,7 @@ class Node:
             RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
             RABBITMQ_MNESIA_DIR=str(self.base / "mnesia" / self.name),
             RABBITMQ_LOG_BASE=str(self.log_dir),
-            RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq.conf"),
+            RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq.config"),
             RABBITMQ_ADVANCED_CONFIG_FILE=str(self.base / "advanced.config"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             # Our own (empty) env file instead of /etc/rabbitmq/rabbitmq-env.conf.
@@ -134,19 +135,16 @@ class Node:
     def write_config(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
-        (self.base / "rabbitmq.conf").write_text(
-            "\n".join(
-                [
-                    f"listeners.tcp.1 = {HOST}:{self.amqp_port}",
-                    # A minority side stops serving instead of diverging; quorum queues need
-                    # a majority anyway.
-                    "cluster_partition_handling = pause_minority",
-                    "disk_free_limit.absolute = 50MB",
-                    "log.console = false",
-                    "log.file.level = info",
-                    "",
-                ]
-            )
+        # Erlang terms rather than rabbitmq.conf: no cuttlefish schema pass at boot, which
+        # is a good part of a node's start on a busy two-core machine.
+        (self.base / "rabbitmq.config").write_text(
+            "[{rabbit, ["
+            f'{{tcp_listeners, [{{"{HOST}", {self.amqp_port}}}]}}, '
+            # A minority side stops serving instead of diverging; quorum queues need a
+            # majority anyway.
+            "{cluster_partition_handling, pause_minority}, "
+            "{disk_free_limit, {absolute, 50000000}}"
+            "]}].\n"
         )
         (self.base / "advanced.config").write_text("[].\n")
         (self.base / "enabled_plugins").write_text("[].\n")
@@ -170,8 +168,9 @@ class Node:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            # Its own session: a Ctrl-C meant for the runner does not reach the node, which
-            # the runner then stops in order.
+            # Its own session and process group (the wrapper script and the Erlang VM): a
+            # Ctrl-C meant for the runner does not reach the node, which the runner then
+            # stops in order.
             start_new_session=True,
         )
         out.close()
@@ -215,6 +214,9 @@ class Node:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
         if self.process is not None:
+            # The wrapper script and anything the VM started (its process group).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(30)
             self.process = None
         deadline = time.monotonic() + 10
@@ -236,10 +238,15 @@ class Node:
         if pid is not None and _alive(pid):
             os.kill(pid, signal.SIGKILL)
         if self.process is not None:
+            if pid is None:
+                # No pid file (the VM died early, or never wrote it): stop its whole group.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(10)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
             self.process = None
 
@@ -309,11 +316,11 @@ class RabbitCluster:
     def _join(self, node: Node) -> None:
         seed = self.nodes[0]
         if seed.name in node.running_nodes():
-            return
+            return  # joined on an earlier run: its data says so
         log(f"{node.name} joins {seed.name}")
         node.ctl("stop_app")
         node.ctl("join_cluster", seed.name)
-        node.ctl("start_app")
+        node.ctl("start_app", timeout=START_TIMEOUT)
 
     def await_members(self, timeout: float = START_TIMEOUT) -> None:
         """Until every node reports every node running."""
@@ -323,7 +330,7 @@ class RabbitCluster:
             try:
                 if all(set(node.running_nodes()) >= names for node in self.nodes):
                     return
-            except RuntimeError:
+            except (RuntimeError, subprocess.TimeoutExpired):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cluster not complete within {timeout}s")

@@ -4,6 +4,14 @@ events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typ
 deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys
 dead-letter exchange      poison messages, one dead queue per consuming service
 
+Partitions (Topology.partitions > 0): the presence and messaging queues become N queues with a
+single active consumer each. Every event about a user is published with the user's slot
+appended to its key (`conn.opened.17`, one of SLOTS), and slot s is bound to partition
+s % N, so all of one user's events reach one queue, and that queue one consumer at a time:
+any number of instances run, each user's state has one writer (the embedded database has
+no atomic conditional update), and a partition moves to a standby instance when its
+consumer goes away. With 0 (the default) each is one shared queue, for one instance.
+
 Durable queues are classic (one node; the faster kind there) or quorum (replicated by Raft
 across a cluster, surviving the loss of a minority of nodes): `Topology.queue_type`.
 A service is given every node's URL and holds one connection to one of them; when that node
@@ -12,6 +20,7 @@ goes away the connection moves to the next (FailoverConnection).
 
 import asyncio
 import random
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -41,6 +50,14 @@ PRESENCE = "presence"
 EDGES = "presence-edges"
 MESSAGING = "messaging"
 TYPING = "typing"
+
+# Per-user state lives behind these queues: they are split into partitions when asked to.
+PARTITIONED = frozenset({PRESENCE, MESSAGING})
+# Events that every instance of a partitioned consumer needs (cache invalidation): each
+# instance gets its own copy on an exclusive queue.
+BROADCAST_KINDS = frozenset({"conversation.created"})
+# A user's events carry one of this many slots in their routing key; partitions take slots.
+SLOTS = 32
 
 # Which envelope kinds each worker queue receives.
 QUEUE_BINDINGS: dict[str, tuple[str, ...]] = {
@@ -86,10 +103,36 @@ def is_transient(error: BaseException) -> bool:
 QueueType = Literal["classic", "quorum"]
 
 
+def slot_of(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % SLOTS
+
+
+def keyed_by_slot(envelope: Frame, kind: str) -> str:
+    """`kind.<slot>` for an event about a user, `kind` otherwise."""
+    user_id = getattr(envelope, "user_id", None)
+    return f"{kind}.{slot_of(user_id)}" if isinstance(user_id, str) else kind
+
+
 @dataclass(frozen=True)
 class Topology:
     prefix: str
     queue_type: QueueType = "classic"
+    partitions: int = 0
+
+    def partitioned(self, consumer: str) -> bool:
+        return self.partitions > 0 and consumer in PARTITIONED
+
+    def partition_queue(self, consumer: str, partition: int) -> str:
+        return f"{self.prefix}.{consumer}.p{partition}"
+
+    def queues_of(self, consumer: str) -> list[str]:
+        """The queues a consumer reads: its partitions, or its one shared queue."""
+        if self.partitioned(consumer):
+            return [self.partition_queue(consumer, p) for p in range(self.partitions)]
+        return [self.queue(consumer)]
+
+    def partition_of(self, user_id: str) -> int:
+        return slot_of(user_id) % max(1, self.partitions)
 
     @property
     def events_exchange(self) -> str:
@@ -145,11 +188,39 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
                 topology.dead_queue(consumer), durable=True, arguments=typed
             )
             await dead_queue.bind(dead, consumer)
+        if topology.partitioned(consumer):
+            await _declare_partitions(channel, topology, consumer, keys, arguments)
+            continue
         queue = await channel.declare_queue(
             topology.queue(consumer), durable=True, arguments=arguments
         )
         for key in keys:
-            await queue.bind(events, key)
+            # `kind.#` matches `kind` and `kind.<slot>` alike.
+            await queue.bind(events, f"{key}.#")
+
+
+async def _declare_partitions(
+    channel: AbstractChannel,
+    topology: Topology,
+    consumer: str,
+    keys: Iterable[str],
+    arguments: dict[str, Any],
+) -> None:
+    events = await channel.get_exchange(topology.events_exchange)
+    for partition in range(topology.partitions):
+        queue = await channel.declare_queue(
+            topology.partition_queue(consumer, partition),
+            durable=True,
+            arguments={**arguments, "x-single-active-consumer": True},
+        )
+        await asyncio.gather(
+            *(
+                queue.bind(events, f"{key}.{slot}")
+                for key in keys
+                if key not in BROADCAST_KINDS
+                for slot in range(partition, SLOTS, topology.partitions)
+            )
+        )
 
 
 class FailoverConnection(RobustConnection):
@@ -293,7 +364,8 @@ class Broker:
     ) -> None:
         """Publish to the events exchange and wait for the broker's confirm."""
         assert self._events is not None, "Broker.start() first"
-        await self._events.publish(_message(envelope.to_json(), ttl), routing_key, mandatory=False)
+        key = keyed_by_slot(envelope, routing_key)
+        await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
@@ -317,11 +389,40 @@ class Broker:
         *,
         prefetch: int,
     ) -> AbstractQueue:
+        """Consume every queue of `consumer` (its partitions, or its one queue); returns the
+        first. A partition delivers to this process only while it is its active consumer."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.get_queue(self.topology.queue(consumer), ensure=True)
+        acking = _acking(consumer, adapter, handler)
+        queues = []
+        for name in self.topology.queues_of(consumer):
+            queue = await channel.get_queue(name, ensure=True)
+            await queue.consume(acking)
+            queues.append(queue)
+        return queues[0]
+
+    async def consume_broadcasts(
+        self,
+        consumer: str,
+        adapter: TypeAdapter[E],
+        handler: Callable[[E], Awaitable[None]],
+    ) -> None:
+        """This process's own copy of the BROADCAST_KINDS a partitioned consumer is bound to
+        (nothing when unpartitioned: the shared queue has them)."""
+        if not self.topology.partitioned(consumer):
+            return
+        channel = await self.connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        events = await channel.get_exchange(self.topology.events_exchange)
+        for key in QUEUE_BINDINGS[consumer]:
+            if key in BROADCAST_KINDS:
+                await queue.bind(events, f"{key}.#")
         await queue.consume(_acking(consumer, adapter, handler))
-        return queue
+
+    async def publish_to_queue(self, queue: str, envelope: Frame, *, ttl: float) -> None:
+        """Straight to one queue (the default exchange), confirmed."""
+        assert self._channel is not None, "Broker.start() first"
+        await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
 
 
 def _message(body: bytes, ttl: float | None) -> aio_pika.Message:

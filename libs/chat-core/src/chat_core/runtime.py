@@ -22,7 +22,9 @@ class Runtime:
         await ensure_indexes(db)
         broker = Broker(
             settings.broker_urls,
-            Topology(settings.broker_prefix, settings.broker_queue_type),
+            Topology(
+                settings.broker_prefix, settings.broker_queue_type, settings.broker_partitions
+            ),
             name,
             reconnect_interval=settings.broker_reconnect_interval_seconds,
         )

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     # classic: one node's queues, faster there (docs/scaling.md has the figures). A queue's
     # type is fixed when it is created: change BROKER_PREFIX along with it.
     broker_queue_type: Literal["classic", "quorum"] = "classic"
+    # 0: presence and the messaging worker read one shared queue each (run one instance of
+    # each). N: N single-active-consumer partitions each, so any number of instances run
+    # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
+    broker_partitions: int = Field(default=0, ge=0, le=32)
     broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "chat"
