@@ -49,7 +49,8 @@ PARTITIONS = 4
 def haproxy_config() -> str:
     lines = [
         "global",
-        "    maxconn 200000",
+        # No maxconn: HAProxy derives it from the open-file limit it is given (production
+        # sets both: two sockets per proxied connection).
         "    log stdout format raw local0 notice",
         "defaults",
         "    mode http",
