@@ -39,6 +39,7 @@ infra:
 	@bash scripts/ensure_mongo.sh
 
 run: install infra
+	$(UV_RUN) chat-admin migrate
 	$(UV_RUN) python scripts/run_stack.py
 
 run-cluster: install infra

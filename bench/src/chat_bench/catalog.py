@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from chat_bench.results import ScenarioResult
-from chat_bench.scenarios import ceiling, connections, e2e, fanout, typing_events
+from chat_bench.scenarios import (
+    ceiling,
+    connections,
+    e2e,
+    fanout,
+    growth,
+    overload,
+    typing_events,
+)
 from chat_bench.scenarios.context import Context
 
 OptionsT = TypeVar("OptionsT")
@@ -26,6 +34,8 @@ class Scenario(Generic[OptionsT]):
     stack_env: Callable[[OptionsT], dict[str, str]]
     # Sockets this process holds at most (files beyond stdio, logs and the like).
     sockets: Callable[[OptionsT], int]
+    # The figure that counts this scenario's operations, for CPU ms per operation.
+    operations: str = "sent"
 
 
 def _no_env(_options: Any) -> dict[str, str]:
@@ -46,6 +56,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         e2e.run,
         _no_env,
         lambda o: o.users + 200,
+        "measured_operations",
     ),
     Scenario(
         "typing",
@@ -55,6 +66,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         typing_events.run,
         _no_env,
         lambda o: typing_events.ring_size(o) + 100,
+        "measured_operations",
     ),
     Scenario(
         "fanout",
@@ -64,6 +76,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         fanout.run,
         _fanout_env,
         lambda o: o.members + 100,
+        "expected",
     ),
     Scenario(
         "connections",
@@ -73,6 +86,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         connections.run,
         _no_env,
         lambda o: o.connections + 100,
+        "connections_open",
     ),
     Scenario(
         "ceiling",
@@ -82,6 +96,26 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         ceiling.run,
         _no_env,
         lambda o: o.users + 600,
+    ),
+    Scenario(
+        "overload",
+        "the e2e load at ~5x capacity: goodput, shed 503s and the p99 of accepted sends",
+        overload.OverloadOptions(),
+        overload.SMOKE,
+        overload.run,
+        _no_env,
+        lambda o: o.users + 600,
+        "measured_operations",
+    ),
+    Scenario(
+        "growth",
+        "one user's reads and writes before and after N messages of other users are stored",
+        growth.GrowthOptions(),
+        growth.SMOKE,
+        growth.run,
+        _no_env,
+        lambda _o: 100,
+        "",
     ),
 )
 

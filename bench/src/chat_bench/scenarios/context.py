@@ -1,8 +1,9 @@
 """What every scenario gets: where the stack is, progress output and this run's randomness."""
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from chat_bench.cpu import CpuMeter
 from chat_bench.progress import Progress
 from chat_bench.stack import Endpoints
 
@@ -20,3 +21,7 @@ class Context:
     settle_timeout: float = 120.0
     # How many of the last users to connect must show up in presence.
     settle_sample: int = 3
+    # Where the stack's database is: only the growth scenario's seeding writes to it.
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    # Scenarios wrap their measured window in `cpu.window()` (chat_bench.cpu).
+    cpu: CpuMeter = field(default_factory=CpuMeter)

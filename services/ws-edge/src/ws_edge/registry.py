@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
+from chat_core.events import ServerFrame
+
 log = structlog.get_logger(__name__)
 
 
@@ -19,6 +21,9 @@ class Connection:
     socket: WebSocket
     # Monotonic time of the last heartbeat forwarded to presence.
     heartbeat_forwarded_at: float = float("-inf")
+    # While not None, live deliveries wait here (frame, payload): the socket is still
+    # getting its presence snapshot and replay (resume.py).
+    held: list[tuple[ServerFrame, str]] | None = None
 
     async def send(self, payload: str) -> bool:
         """Send a text frame; False when the socket is already gone.

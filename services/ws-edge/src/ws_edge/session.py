@@ -17,12 +17,14 @@ from chat_core.events import (
     ConnectionRef,
     ErrorFrame,
     HeartbeatAck,
+    ReplayDone,
     utcnow,
 )
 from chat_core.ids import new_id
 from ws_edge.edge import Edge
 from ws_edge.frames import BadFrame, decode_client_frame
 from ws_edge.registry import Connection
+from ws_edge.resume import presence_snapshot, release_held, replay
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +45,8 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
         await socket.close(refusal.close_code, refusal.reason)
         return
 
-    connection = Connection(user_id=user_id, connection_id=new_id(), socket=socket)
+    # Live deliveries are held until the snapshot and any replay are out (resume.py).
+    connection = Connection(user_id=user_id, connection_id=new_id(), socket=socket, held=[])
     # Each socket runs in its own task, so this context belongs to this connection alone.
     structlog.contextvars.bind_contextvars(user_id=user_id, connection_id=connection.connection_id)
     await edge.registry.add(connection)
@@ -51,6 +54,7 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
         opened = ConnectionOpened(**_ref(edge, connection).model_dump(), at=utcnow())
         await edge.runtime.broker.publish_event(opened, opened.event)
         log.info("connected")
+        await _catch_up(edge, connection, socket.query_params.get("since"))
         await _receive_frames(edge, connection)
     finally:
         await edge.registry.remove(connection)
@@ -61,6 +65,20 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
             # Presence still expires it: by idle timeout, or with this edge if it dies.
             log.warning("conn.closed not published", exc_info=True)
         log.info("disconnected")
+
+
+async def _catch_up(edge: Edge, connection: Connection, since: str | None) -> None:
+    replayed: set[str] = set()
+    try:
+        await presence_snapshot(edge, connection)
+        if since is not None:
+            replayed = await replay(edge, connection, since)
+    except Exception:
+        # The socket still goes live; a client that asked to resume pages /sync instead.
+        log.warning("snapshot or replay failed", exc_info=True)
+        if since is not None:
+            await connection.send(ReplayDone(truncated=True, next_since=since).to_text())
+    await release_held(connection, replayed)
 
 
 def _ref(edge: Edge, connection: Connection) -> ConnectionRef:
