@@ -43,6 +43,7 @@ run: install infra
 	$(UV_RUN) python scripts/run_stack.py
 
 run-cluster: install infra
+	$(UV_RUN) chat-admin migrate
 	$(UV_RUN) python scripts/run_cluster.py
 
 lint: install
