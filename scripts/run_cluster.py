@@ -10,7 +10,7 @@ Usage (from the repository root; `make run-cluster` does this after `make instal
     ws-edge    8010, 8011      behind HAProxy on 8000 (least connections)
     messaging  8021, 8022      behind HAProxy on 8001 (round robin)
     presence   8031, 8032      behind HAProxy on 8002 (round robin)
-    web client 8080            when clients/web has a build (clients/web/dist)
+    web client 8080            scripts/serve_web.py, as in `make run` (clients/web/dist)
 
 HAProxy checks GET /readyz every second, adds X-Forwarded-For (the services trust it from
 127.0.0.1: TRUSTED_PROXIES, and uvicorn's own forwarded-allow-ips default), and keeps an
@@ -100,25 +100,10 @@ def build_children(bin_dir: Path | None, haproxy_cfg: Path) -> list[Child]:
             if name == "ws-edge":
                 command = ["env", f"EDGE_ID=edge-{port}", *command]
             children.append(Child(f"{name}-{index}", port, command, f"{name}-{index}".ljust(11)))
-    root = web_root()
-    if root is not None:
-        children.append(
-            Child(
-                "web",
-                WEB_PORT,
-                [
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    str(WEB_PORT),
-                    "--bind",
-                    HOST,
-                    "-d",
-                    str(root),
-                ],
-                "web".ljust(11),
-            )
-        )
+    if web_root() is not None:
+        # The same server `make run` uses (scripts/serve_web.py), pointed at 8000-8002,
+        # which HAProxy holds here.
+        children.append(Child("web", WEB_PORT, run_stack.web_command(), "web".ljust(11)))
     return children
 
 

@@ -13,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
+from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
@@ -74,7 +75,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
-    app.include_router(api.router)
+    app.include_router(api.router, responses=REST_ERRORS)
 
     @app.exception_handler(PyMongoError)
     async def database_unavailable(_request: Request, error: PyMongoError) -> JSONResponse:

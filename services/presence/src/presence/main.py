@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chat_core.auth import build_authenticator
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
+from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
@@ -65,7 +66,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         return await service.readiness() if service else {"started": False}
 
     app.include_router(health_router(readiness))
-    app.include_router(router)
+    app.include_router(router, responses=REST_ERRORS)
     return app
 
 
