@@ -5,7 +5,12 @@ from typing import cast
 
 from starlette.websockets import WebSocket
 
+from chat_core.limits import Rate
+from ws_edge.flow import FrameGate, FramePolicy, OutboundLimits
 from ws_edge.registry import Connection, ConnectionRegistry
+
+POLICY = FramePolicy(rate=Rate(20, 40), invalid=Rate(10, 100), abuse_after_seconds=5)
+OUTBOUND = OutboundLimits(max_bytes=1 << 20, max_frames=1000, close_timeout_seconds=5)
 
 
 class KeyLog:
@@ -23,7 +28,9 @@ class KeyLog:
 
 def connection(user_id: str, connection_id: str) -> Connection:
     # The registry never touches the socket; a placeholder keeps this a pure-logic test.
-    return Connection(user_id, connection_id, cast(WebSocket, object()))
+    return Connection(
+        user_id, connection_id, cast(WebSocket, object()), OUTBOUND, FrameGate(POLICY, 0.0)
+    )
 
 
 async def test_binds_once_per_user_and_unbinds_after_the_last_socket() -> None:

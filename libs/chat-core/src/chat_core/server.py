@@ -49,5 +49,8 @@ def serve(app: ASGIApp, host: str, port: int, **options: object) -> None:
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # uvicorn would believe X-Forwarded-For from loopback; chat_core.client_address
+        # decides instead, from TRUSTED_PROXIES only.
+        proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )

@@ -54,6 +54,13 @@ class EdgeDelivery:
                 if envelope.connection_id in (None, connection.connection_id):
                     await connection.send(payload)
         elif isinstance(envelope, Disconnect):
-            log.info("closing user's connections", user_id=user_id, code=envelope.code)
+            log.info(
+                "closing user's connections",
+                user_id=user_id,
+                code=envelope.code,
+                connection_id=envelope.connection_id,
+            )
             for connection in connections:
-                await connection.close(envelope.code, envelope.reason)
+                if envelope.connection_id in (None, connection.connection_id):
+                    # In the background: a peer that reads nothing must not stall deliveries.
+                    connection.close_soon(envelope.code, envelope.reason)

@@ -21,6 +21,7 @@ from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
 from ws_edge.session import run_session
+from ws_edge.upgrade import refused_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,9 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
         if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
-                await run_session(app.state.edge, WebSocket(scope, receive, send), user_id)
+                socket = WebSocket(scope, receive, send)
+                if not await refused_before_upgrade(app.state.edge, socket):
+                    await run_session(app.state.edge, socket, user_id)
                 return
         await app(scope, receive, send)
 
