@@ -20,3 +20,8 @@ class MessagingSettings(ServiceSettings):
     # Fault injection for the crash test only: the process exits (status 70) right after a
     # message is written and before its new_message is published. Never set it in production.
     fault_crash_after_write: bool = False
+    # Per user, per process (see messaging.rate_limits): sustained rate and burst.
+    send_rate_per_second: float = Field(default=20.0, gt=0)
+    send_burst: int = Field(default=40, ge=1)
+    conversation_rate_per_second: float = Field(default=2.0, gt=0)
+    conversation_burst: int = Field(default=2, ge=1)

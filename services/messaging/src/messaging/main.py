@@ -7,17 +7,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
 from chat_core.logs import configure_logging
+from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
+from messaging.rate_limits import RestLimits, enforce_rest_limits
 from messaging.relay import relay_forever
 from messaging.service import Messaging
 
@@ -75,7 +77,9 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
-    app.include_router(api.router)
+    app.state.rest_limits = RestLimits(settings)
+    app.include_router(api.router, dependencies=[Depends(enforce_rest_limits)])
+    guard_rest_api(app, settings)
 
     @app.exception_handler(PyMongoError)
     async def database_unavailable(_request: Request, error: PyMongoError) -> JSONResponse:

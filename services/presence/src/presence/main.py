@@ -11,6 +11,7 @@ from chat_core.auth import build_authenticator
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.logs import configure_logging
+from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from presence.config import PresenceSettings
@@ -60,6 +61,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
     app.include_router(router)
+    guard_rest_api(app, settings)
     return app
 
 

@@ -37,7 +37,12 @@ class PresenceService:
         presences = PresenceRepository(runtime.db)
         contacts = ContactBook(runtime.db, settings.contacts_cache_seconds)
         tracker = PresenceTracker(
-            presences, EdgeRepository(runtime.db), contacts, runtime.broker, timeouts_of(settings)
+            presences,
+            EdgeRepository(runtime.db),
+            contacts,
+            runtime.broker,
+            timeouts_of(settings),
+            max_devices=settings.max_devices_per_user,
         )
         return cls(settings, runtime, authenticator, presences, contacts, tracker)
 
