@@ -16,7 +16,7 @@ import pytest
 from tests.support.stack import ServiceProcess
 
 BIN = Path(sys.executable).parent
-SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling")
+SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "abuse")
 # Inside the 60 s per-test budget, which also pays for starting the session stack.
 SMOKE_TIMEOUT = 45
 
@@ -133,3 +133,12 @@ def test_the_ceiling_steps_and_loses_nothing(smoke: SmokeRun) -> None:
     assert ceiling["steps"] == len(rows) >= 1
     assert ceiling["sent"] > 0
     assert (ceiling["lost"], ceiling["duplicates"]) == (0, 0)
+
+
+def test_the_abuse_run_measures_the_bystander_and_the_stuck_socket(smoke: SmokeRun) -> None:
+    abuse = smoke.figures("abuse")
+    assert abuse["bystander_before_count"] >= 1
+    assert abuse["bystander_during_count"] >= 1
+    assert abuse["flood_frames_sent"] > 0
+    assert abuse["stuck_sent_messages"] >= 1
+    assert abuse["stuck_refused_sends"] == 0

@@ -12,10 +12,11 @@ import pytest
 from aio_pika.abc import AbstractQueue
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from chat_bench.sockets import StuckSocket
 from chat_core.broker import Broker, Topology
 from chat_core.events import ClientEvent, Deliver, NewMessage, TypingIndicator
 from tests.e2e.conftest import FAST_PRESENCE, RAISED_LIMITS
-from tests.support.clients import StuckClient, WsClient
+from tests.support.clients import WsClient
 from tests.support.stack import ServiceProcess, Stack
 from tests.support.users import new_user
 
@@ -320,7 +321,7 @@ async def test_a_slow_consumer_is_closed_with_3008_and_holds_up_nobody(
 ) -> None:
     stuck_user, bystander_user = new_user(), new_user()
     async with (
-        StuckClient(strict_edge.ws_url, stuck_user) as stuck,
+        StuckSocket(strict_edge.ws_url, stuck_user) as stuck,
         strict_client(strict_edge, bystander_user) as bystander,
     ):
         await bystander.heartbeat()
@@ -355,7 +356,7 @@ async def test_a_consumer_that_never_reads_again_is_dropped(
     strict_edge: ServiceProcess, broker: Broker
 ) -> None:
     stuck_user = new_user()
-    async with StuckClient(strict_edge.ws_url, stuck_user) as stuck:
+    async with StuckSocket(strict_edge.ws_url, stuck_user) as stuck:
         await asyncio.sleep(0.3)
         marker = len(strict_edge.log_text())
         await flood_user(broker, stuck_user, STUCK_TRAFFIC_FRAMES)

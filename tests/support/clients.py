@@ -2,19 +2,15 @@
 
 import asyncio
 import json
-import socket
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
-from websockets.protocol import State
-from websockets.uri import parse_uri
+
+# A device that stops reading its socket; the benchmark uses the same one.
 
 Event = dict[str, Any]
 
@@ -123,74 +119,3 @@ class WsClient:
 def rest_client(base_url: str, user_id: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {user_id}"} if user_id else {}
     return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10.0)
-
-
-class StuckClient:
-    """A device that stops reading its socket: a tiny receive buffer and no reads after the
-    handshake, so the edge's writes back up as they would behind a stalled phone.
-
-    Built on websockets' sans-I/O protocol over a raw socket, because a normal client keeps
-    reading into its own buffers.
-    """
-
-    RECEIVE_BUFFER = 4096
-
-    def __init__(self, edge_ws_url: str, user_id: str) -> None:
-        self.uri = parse_uri(f"{edge_ws_url}/ws/{user_id}?token={user_id}")
-        self.protocol = ClientProtocol(self.uri)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def __aenter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (self.uri.host, self.uri.port))
-        # A small stream limit: asyncio stops reading from the socket once this is buffered.
-        self._reader, self._writer = await asyncio.open_connection(sock=sock, limit=1024)
-        self.protocol.send_request(self.protocol.connect())
-        self._flush()
-        async with asyncio.timeout(10):
-            while self.protocol.state is not State.OPEN:
-                data = await self._reader.read(1024)
-                if not data:
-                    raise ConnectionError("edge closed the socket during the handshake")
-                self.protocol.receive_data(data)
-        self.protocol.events_received()
-        return self
-
-    async def __aexit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        if self._writer is not None:
-            self._writer.close()
-
-    def _flush(self) -> None:
-        assert self._writer is not None
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self._writer.write(chunk)
-
-    async def read_until_closed(self, timeout: float = 30.0) -> tuple[int | None, int]:
-        """Start reading again: the close code the edge sent (None if it dropped the socket
-        without one) and how many text frames came before it."""
-        assert self._reader is not None
-        frames = 0
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    data = await self._reader.read(65536)
-                except ConnectionError:
-                    data = b""
-                if data:
-                    self.protocol.receive_data(data)
-                else:
-                    self.protocol.receive_eof()
-                frames += sum(
-                    isinstance(e, WsFrame) and e.opcode is Opcode.TEXT
-                    for e in self.protocol.events_received()
-                )
-                if self.protocol.close_rcvd is not None:
-                    return self.protocol.close_rcvd.code, frames
-                if not data:
-                    return None, frames

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from chat_bench.results import ScenarioResult
-from chat_bench.scenarios import ceiling, connections, e2e, fanout, typing_events
+from chat_bench.scenarios import abuse, ceiling, connections, e2e, fanout, typing_events
 from chat_bench.scenarios.context import Context
 
 OptionsT = TypeVar("OptionsT")
@@ -82,6 +82,15 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         ceiling.run,
         _no_env,
         lambda o: o.users + 600,
+    ),
+    Scenario(
+        "abuse",
+        "one socket floods while a bystander heartbeats; a stuck socket is sent MBs",
+        abuse.AbuseOptions(),
+        abuse.SMOKE,
+        abuse.run,
+        abuse.stack_env,
+        lambda _o: 100,
     ),
 )
 

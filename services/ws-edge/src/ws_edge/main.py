@@ -62,6 +62,15 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
                 "connections": len(edge.registry),
                 "users": edge.registry.user_count,
                 "rssBytes": resident_set_bytes(),
+                # What the benchmarks compare their figures with.
+                "limits": {
+                    "frameRatePerSecond": settings.frame_rate_per_second,
+                    "frameBurst": settings.frame_burst,
+                    "abuseCloseAfterSeconds": settings.abuse_close_after_seconds,
+                    "outboundMaxBytes": settings.outbound_max_bytes,
+                    "outboundMaxFrames": settings.outbound_max_frames,
+                    "maxSockets": settings.max_sockets,
+                },
             }
         )
 
