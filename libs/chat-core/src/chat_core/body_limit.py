@@ -4,6 +4,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# A refused chunked body is read on and dropped up to this many times the limit.
+DISCARD_FACTOR = 16
+
 
 class BodyLimit:
     """Pure ASGI middleware. A declared Content-Length over the limit is refused unread; a
@@ -34,6 +37,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
+                await self._discard_rest(receive, message)
                 await self._refuse(scope, receive, send)
                 return
             if not message.get("more_body", False):
@@ -44,10 +48,19 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _discard_rest(self, receive: Receive, message: Message) -> None:
+        """Read (and drop) what the client is still sending, up to a bound: closing on
+        unread data resets the connection, and the client would never see the 413."""
+        budget = DISCARD_FACTOR * self.max_bytes
+        while message.get("more_body", False) and budget > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            budget -= len(message.get("body", b""))
+
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
             {"detail": f"request body too large: at most {self.max_bytes} bytes"},
             status_code=413,
-            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
