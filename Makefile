@@ -38,6 +38,7 @@ infra:
 	@bash scripts/ensure_mongo.sh
 
 run: install infra
+	$(UV_RUN) chat-admin migrate
 	$(UV_RUN) python scripts/run_stack.py
 
 lint: install

@@ -5,6 +5,7 @@ something), never speed: a loaded CI machine may be slow, but it must not lose m
 """
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.stack import ServiceProcess
+from tests.support.stack import ServiceProcess, Stack
 
 BIN = Path(sys.executable).parent
-SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "abuse")
-# Inside the 60 s per-test budget, which also pays for starting the session stack.
-SMOKE_TIMEOUT = 45
+SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "growth", "abuse")
+# Inside the fixture's budget below, which also pays for starting the session stack.
+SMOKE_TIMEOUT = 90
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class SmokeRun:
 
 @pytest.fixture(scope="module")
 def smoke(
+    stack: Stack,
     edge: ServiceProcess,
     messaging: ServiceProcess,
     presence: ServiceProcess,
@@ -56,7 +58,13 @@ def smoke(
     ]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=SMOKE_TIMEOUT, check=False
+            command,
+            capture_output=True,
+            text=True,
+            timeout=SMOKE_TIMEOUT,
+            check=False,
+            # The growth scenario seeds the stack's own database.
+            env={**os.environ, "MONGO_DB": stack.db_name},
         )
     except subprocess.TimeoutExpired as expired:
         # The partial output comes as bytes even in text mode.
@@ -68,6 +76,7 @@ def smoke(
     return SmokeRun(done.returncode, done.stdout, done.stderr, json.loads(lines[-1]), results_dir)
 
 
+@pytest.mark.timeout(150)
 def test_the_smoke_run_succeeds_and_every_scenario_is_correct(smoke: SmokeRun) -> None:
     problems = {
         name: result["problems"]
@@ -133,6 +142,23 @@ def test_the_ceiling_steps_and_loses_nothing(smoke: SmokeRun) -> None:
     assert ceiling["steps"] == len(rows) >= 1
     assert ceiling["sent"] > 0
     assert (ceiling["lost"], ceiling["duplicates"]) == (0, 0)
+
+
+def test_growth_measures_every_figure_before_and_after_seeding(smoke: SmokeRun) -> None:
+    growth = smoke.figures("growth")
+    for name in (
+        "chat_list_ms",
+        "history_newest_ms",
+        "history_oldest_ms",
+        "after_seq_page_ms",
+        "send_ms",
+        "sync_ms",
+        "read_receipt_ms",
+        "resume_ms",
+    ):
+        assert growth[f"{name}_at_0"] > 0
+        assert growth[f"{name}_at_n"] > 0
+        assert growth[f"{name}_ratio"] is not None
 
 
 def test_the_abuse_run_measures_the_bystander_and_the_stuck_socket(smoke: SmokeRun) -> None:

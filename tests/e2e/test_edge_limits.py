@@ -293,6 +293,7 @@ async def flood_user(broker: Broker, user: str, frames: int) -> None:
                         frame=NewMessage(
                             conversation_id="c-slow",
                             message_id=f"m-{n}",
+                            seq=n + 1,
                             sender_id="+84900000000",
                             content=FRAME_CONTENT,
                             message_type="text",

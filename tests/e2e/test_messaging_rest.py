@@ -193,7 +193,7 @@ async def test_outsiders_get_the_same_404_as_for_a_conversation_that_does_not_ex
             assert theirs.status_code == 404, (method, path)
             assert theirs.json() == unknown.json() == {"detail": "conversation not found"}
             assert "secret" not in theirs.text
-        assert (await m.get("/conversations")).json() == {"items": []}
+        assert (await m.get("/conversations")).json() == {"items": [], "nextCursor": None}
         history = (await a.get(f"/conversations/{conversation['id']}/messages")).json()
     # The outsider's attempted send stored nothing.
     assert [item["content"] for item in history["items"]] == ["secret"]
@@ -292,8 +292,10 @@ async def test_a_sent_message_has_the_one_message_shape(messaging: ServiceProces
         "content",
         "messageType",
         "timestamp",
+        "seq",
         "clientMessageId",
     }
+    assert sent["seq"] == 1
     assert sent["conversationId"] == conversation["id"]
     assert sent["senderId"] == alice
     assert (sent["content"], sent["messageType"], sent["clientMessageId"]) == (
@@ -366,13 +368,17 @@ async def test_the_list_is_most_recent_activity_first_with_last_message_and_unre
         last = await send(a, with_bob["id"], "three")
         await send(b, with_bob["id"], "bob's own")
         listed = (await b.get("/conversations")).json()["items"]
+        alices = {item["id"]: item for item in (await a.get("/conversations")).json()["items"]}
     assert [item["id"] for item in listed] == [with_bob["id"], group["id"], quiet["id"]]
     first = listed[0]
     assert first["lastMessage"]["content"] == "bob's own"
     assert first["lastActivityAt"] == first["lastMessage"]["timestamp"]
-    assert first["unreadCount"] == 2
+    # Sending moves the sender's own read position to the message: nothing before it is
+    # unread for bob any more, and alice has one unread (bob's) after her own "three".
+    assert (first["lastSeq"], first["readSeq"], first["unreadCount"]) == (3, 3, 0)
+    assert (alices[with_bob["id"]]["readSeq"], alices[with_bob["id"]]["unreadCount"]) == (2, 1)
     assert first["participantIds"] == [alice, bob]
-    assert listed[1]["unreadCount"] == 1
+    assert (listed[1]["lastSeq"], listed[1]["readSeq"], listed[1]["unreadCount"]) == (1, 0, 1)
     assert listed[2]["lastMessage"] is None
     assert listed[2]["unreadCount"] == 0
     assert listed[2]["lastActivityAt"] == listed[2]["createdAt"]

@@ -17,7 +17,7 @@ import pytest
 from chat_core.broker import Broker, Topology
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database, connect
-from chat_core.events import STATUSES, ConversationCreated, utcnow
+from chat_core.events import STATUSES, ConversationCreated
 from tests.e2e.conftest import FAST_PRESENCE
 from tests.support.clients import Event, WsClient, rest_client
 from tests.support.stack import ServiceProcess, Stack
@@ -50,18 +50,6 @@ def befriend(stack_db: Database, stack_broker: Broker) -> Befriend:
 
     async def make(*participants: str) -> str:
         conversation_id = uuid.uuid4().hex
-        await stack_db.memberships.insert_many(
-            [
-                {
-                    "_id": f"{user_id}|{conversation_id}",
-                    "userId": user_id,
-                    "conversationId": conversation_id,
-                    "participantIds": list(participants),
-                    "createdAt": utcnow(),
-                }
-                for user_id in participants
-            ]
-        )
         await ConversationIndex(stack_db).record(conversation_id, participants)
         created = ConversationCreated(
             conversation_id=conversation_id, participant_ids=list(participants)

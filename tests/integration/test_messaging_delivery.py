@@ -2,7 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
@@ -23,13 +23,16 @@ from chat_core.events import (
     utcnow,
 )
 from chat_core.ids import new_id
-from messaging.conversations import Conversation, Conversations, create_conversation
+from chat_core.store.conversations import Conversation, Conversations
+from chat_core.store.messages import Message, Messages, Tombstone, new_message_frame
+from chat_core.store.read_state import ReadStates
+from messaging.client_ids import ClientIds
+from messaging.conversations import create_conversation
+from messaging.faults import Faults
 from messaging.members import Members
-from messaging.messages import Message, Messages, new_message_frame
 from messaging.outbox import Outbox
-from messaging.read_state import ReadStates
 from messaging.relay import relay_pending
-from messaging.sending import Draft, send_message
+from messaging.sending import Draft, SendInProgress, Store, send_message
 from messaging.throttle import Throttle
 from messaging.worker import Worker
 from tests.support.users import new_user
@@ -92,16 +95,29 @@ class World:
         )
         return conversation
 
-    async def send(self, draft: Draft, **options: object) -> tuple[Message, bool]:
+    @property
+    def store(self) -> Store:
+        return Store(
+            members=self.members,
+            conversations=self.conversations,
+            messages=self.messages,
+            read_states=self.read_states,
+            outbox=self.outbox,
+            client_ids=ClientIds(self.db),
+        )
+
+    async def send(self, draft: Draft, faults: Faults | None = None) -> tuple[Message, bool]:
         return await send_message(
             draft,
-            members=self.members,
-            messages=self.messages,
-            outbox=self.outbox,
+            store=self.store,
             deliverer=self.broker,
             now=utcnow(),
-            **options,  # type: ignore[arg-type]
+            faults=faults or Faults(),
+            takeover_after=10.0,
         )
+
+    async def relay(self, written_before: datetime) -> int:
+        return await relay_pending(self.store, self.broker, written_before)
 
 
 @pytest.fixture
@@ -120,11 +136,18 @@ async def world(db: Database, broker: Broker) -> World:
 
 
 class Crash(Exception):
-    """Stands in for the process dying between the message write and the publish."""
+    """Stands in for the process dying at a fault point."""
 
 
-def crash() -> None:
-    raise Crash
+@dataclass(frozen=True)
+class CrashAt(Faults):
+    def after_claim(self) -> None:
+        if self.crash_after_claim:
+            raise Crash
+
+    def after_write(self) -> None:
+        if self.crash_after_write:
+            raise Crash
 
 
 # --- sending --------------------------------------------------------------------------
@@ -166,6 +189,7 @@ async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
     assert delivered.envelope.frame.message_id == first.message_id
     await world.deliveries.assert_none()
     assert await world.db.messages.count_documents({}) == 1
+    assert await world.db.timeline.count_documents({}) == 1
     await world.outbox.flush()
     assert await world.outbox.count() == 0
 
@@ -176,23 +200,22 @@ async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: Wor
     await world.deliveries.watch(world.broker, alice, bob)
     with pytest.raises(Crash):
         await world.send(
-            Draft(conversation.conversation_id, alice, "survives", "audio"), after_write=crash
+            Draft(conversation.conversation_id, alice, "survives", "audio"),
+            CrashAt(crash_after_write=True),
         )
     await world.deliveries.assert_none()
     (pending,) = await world.outbox.written_before(utcnow() + timedelta(seconds=1))
-    assert await world.messages.get(pending.message.message_id) == pending.message
+    stored = await world.messages.get(pending.message.message_id)
+    assert stored is not None
+    assert stored.seq == 1
 
-    young_only = await relay_pending(
-        world.outbox, world.messages, world.broker, utcnow() - timedelta(seconds=60)
-    )
+    young_only = await world.relay(utcnow() - timedelta(seconds=60))
     assert young_only == 0
-    relayed = await relay_pending(
-        world.outbox, world.messages, world.broker, utcnow() + timedelta(seconds=1)
-    )
+    relayed = await world.relay(utcnow() + timedelta(seconds=1))
     assert relayed == 1
     received = await world.deliveries.take(2)
     assert {r.user_id for r in received} == {alice, bob}
-    assert all(r.envelope.frame == new_message_frame(pending.message) for r in received)
+    assert all(r.envelope.frame == new_message_frame(stored) for r in received)
     await world.outbox.flush()
     assert await world.outbox.count() == 0
     assert await world.db.messages.count_documents({}) == 1
@@ -202,35 +225,72 @@ async def test_the_relay_writes_a_message_the_request_never_got_to(world: World)
     alice, bob = new_user(), new_user()
     conversation = await world.conversation(alice, bob)
     await world.deliveries.watch(world.broker, bob)
-    message = Message(new_id(), conversation.conversation_id, alice, "half", "image", utcnow(), "k")
-    await world.outbox.add(message, conversation.participant_ids, utcnow())
-    relayed = await relay_pending(
-        world.outbox, world.messages, world.broker, utcnow() + timedelta(seconds=1)
+    message = Message(
+        new_id(), conversation.conversation_id, 0, alice, "half", "image", utcnow(), "k"
     )
+    await world.outbox.add(message, conversation.participant_ids, utcnow())
+    relayed = await world.relay(utcnow() + timedelta(seconds=1))
     assert relayed == 1
     (received,) = await world.deliveries.take(1)
-    assert received.envelope.frame == new_message_frame(message)
+    assert isinstance(received.envelope.frame, NewMessage)
+    assert received.envelope.frame.message_id == message.message_id
+    assert received.envelope.frame.seq == 1
     assert await world.messages.get(message.message_id) is not None
 
 
-async def test_the_relay_drops_an_entry_a_retried_send_superseded(world: World) -> None:
+async def test_a_send_that_dies_after_taking_its_seq_leaves_no_hole(world: World) -> None:
     alice, bob = new_user(), new_user()
     conversation = await world.conversation(alice, bob)
+    cid = conversation.conversation_id
     await world.deliveries.watch(world.broker, bob)
-    lost = Message(new_id(), conversation.conversation_id, alice, "x", "text", utcnow(), "k")
-    await world.outbox.add(lost, conversation.participant_ids, utcnow())
-    retried, _ = await world.send(Draft(conversation.conversation_id, alice, "x", "text", "k"))
-    (delivered,) = await world.deliveries.take(1)
-    relayed = await relay_pending(
-        world.outbox, world.messages, world.broker, utcnow() + timedelta(seconds=1)
+    with pytest.raises(Crash):
+        await world.send(Draft(cid, alice, "half-sent", "text"), CrashAt(crash_after_claim=True))
+    after, _ = await world.send(Draft(cid, alice, "next", "text"))
+    assert after.seq == 2
+    (pending,) = await world.outbox.written_before(utcnow() + timedelta(seconds=1))
+    # Taken, but not yet findable by id: the relay finds the position and completes it.
+    assert await world.messages.get(pending.message.message_id) is None
+    assert await world.relay(utcnow() + timedelta(seconds=1)) == 1
+    completed = await world.messages.get(pending.message.message_id)
+    assert completed is not None
+    assert completed.seq == 1
+    assert [e.seq for e in await world.messages.span(cid, 1, 2)] == [1, 2]
+    frames = [r.envelope.frame for r in await world.deliveries.take(2)]
+    assert {f.seq for f in frames if isinstance(f, NewMessage)} == {1, 2}
+
+
+async def test_a_message_stored_twice_leaves_a_tombstone_not_a_duplicate(world: World) -> None:
+    alice, bob = new_user(), new_user()
+    conversation = await world.conversation(alice, bob)
+    cid = conversation.conversation_id
+    message = Message(new_id(), cid, 0, alice, "raced", "text", utcnow().replace(microsecond=0))
+    first, won = await world.messages.append(message, 0)
+    between, _ = await world.messages.append(
+        Message(new_id(), cid, 0, bob, "b", "text", utcnow()), 0
     )
-    assert relayed == 0
-    await world.deliveries.assert_none()
-    assert isinstance(delivered.envelope.frame, NewMessage)
-    assert delivered.envelope.frame.message_id == retried.message_id
-    assert await world.messages.get(lost.message_id) is None
-    await world.outbox.flush()
-    assert await world.outbox.count() == 0
+    # The same message claimed again past another one (a slow request and the relay).
+    second, won_again = await world.messages.append(message, between.seq)
+    assert (won, won_again) == (True, False)
+    assert second == first
+    assert first.seq == 1
+    entries = await world.messages.span(cid, 1, 3)
+    assert entries[:2] == [first, between]
+    assert isinstance(entries[2], Tombstone)
+    assert entries[2].seq == 3
+
+
+async def test_a_repeat_while_the_first_send_is_unfinished_is_told_to_retry(world: World) -> None:
+    alice, bob = new_user(), new_user()
+    conversation = await world.conversation(alice, bob)
+    cid = conversation.conversation_id
+    with pytest.raises(Crash):
+        await world.send(Draft(cid, alice, "x", "text", "k"), CrashAt(crash_after_claim=True))
+    with pytest.raises(SendInProgress):
+        await world.send(Draft(cid, alice, "x", "text", "k"))
+    assert await world.relay(utcnow() + timedelta(seconds=1)) == 1
+    again, created = await world.send(Draft(cid, alice, "x", "text", "k"))
+    assert not created
+    assert again.seq == 1
 
 
 # --- the worker -----------------------------------------------------------------------
@@ -306,13 +366,16 @@ async def test_a_read_receipt_is_persisted_then_relayed_to_the_others(world: Wor
         ClientMessageRead(event="message_read", conversation_id=cid, message_id=sent.message_id),
     )
     await world.broker.publish_event(read, read.event)
-    received = await world.deliveries.take(2)
-    assert sorted(r.user_id for r in received) == sorted([alice, carol])
+    received = await world.deliveries.take(3)
+    # The others, and the reader's own other devices (not the socket it came from).
+    assert sorted(r.user_id for r in received) == sorted([alice, bob, carol])
     receipt = MessageReadReceipt(conversation_id=cid, message_id=sent.message_id, user_id=bob)
     assert all(r.envelope.frame == receipt for r in received)
+    assert all(r.envelope.skip_connection_id == "conn-1" for r in received)
     position = await world.read_states.get(cid, bob)
     assert position is not None
     assert position.last_read_message_id == sent.message_id
+    assert position.read_seq == sent.seq
     await world.deliveries.assert_none()
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from chat_core.db import Database
 from chat_core.events import utcnow
 from chat_core.ids import new_id
-from messaging.messages import Message
+from chat_core.store.messages import Message
 from messaging.outbox import Outbox
 
 
@@ -14,6 +14,7 @@ def message() -> Message:
     return Message(
         message_id=message_id,
         conversation_id=new_id(),
+        seq=0,
         sender_id="+84912345678",
         content="hi",
         message_type="text",

@@ -212,18 +212,6 @@ async def presence(db: Database, broker: Broker) -> AsyncIterator[Running]:
 
 async def befriend(db: Database, *participants: str) -> str:
     conversation_id = f"conv-{new_user()}"
-    await db.memberships.insert_many(
-        [
-            {
-                "_id": f"{user_id}|{conversation_id}",
-                "userId": user_id,
-                "conversationId": conversation_id,
-                "participantIds": list(participants),
-                "createdAt": utcnow(),
-            }
-            for user_id in participants
-        ]
-    )
     await ConversationIndex(db).record(conversation_id, participants)
     return conversation_id
 

@@ -28,18 +28,6 @@ def online(user_id: str, *connection_ids: str) -> Presence:
 
 async def add_conversation(db: Database, conversation_id: str, *participants: str) -> None:
     """Memberships in the shape messaging writes them."""
-    await db.memberships.insert_many(
-        [
-            {
-                "_id": f"{user_id}|{conversation_id}",
-                "userId": user_id,
-                "conversationId": conversation_id,
-                "participantIds": list(participants),
-                "createdAt": T0,
-            }
-            for user_id in participants
-        ]
-    )
     await ConversationIndex(db).record(conversation_id, participants)
 
 
@@ -222,3 +210,15 @@ async def test_contacts_expire_after_their_ttl(db: Database) -> None:
     assert await contacts.of(alice) == frozenset()
     clock[0] = 10.5
     assert await contacts.of(alice) == {bob}
+
+
+async def test_only_small_conversations_hear_status_changes(db: Database) -> None:
+    alice, bob = new_user(), new_user()
+    crowd = [new_user() for _ in range(4)]
+    await add_conversation(db, "pair", alice, bob)
+    await add_conversation(db, "crowd", alice, *crowd)
+    contacts = ContactBook(db, ttl_seconds=3600, broadcast_max_members=3)
+    assert await contacts.audience(alice) == {bob}
+    assert await contacts.of(alice) == {bob, *crowd}
+    # Seeing each other stays possible in the large group (the batch route, the snapshot).
+    assert await contacts.visible_to(crowd[0], [alice]) == {alice}

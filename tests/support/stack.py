@@ -126,7 +126,7 @@ class Stack:
             service.stop()
 
 
-def wait_ready(service: ServiceProcess, timeout: float = 30.0) -> None:
+def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from chat_core.events import (
@@ -6,6 +8,7 @@ from chat_core.events import (
     ClientStatusChange,
     ClientTyping,
     ConnectionRef,
+    ConversationAnnounced,
     Deliver,
     NewMessage,
     UserStatusChange,
@@ -50,7 +53,7 @@ def test_bad_frames_are_described_in_words_a_client_developer_understands(
     assert str(raised.value) == message
 
 
-def test_server_frames_use_exactly_the_spec_field_names() -> None:
+def test_server_frames_use_exactly_the_spec_field_names_plus_seq() -> None:
     frame = NewMessage(
         conversation_id="c",
         message_id="m",
@@ -58,6 +61,7 @@ def test_server_frames_use_exactly_the_spec_field_names() -> None:
         content="hi",
         message_type="text",
         timestamp="2026-01-01T00:00:00.000+00:00",
+        seq=3,
     )
     assert frame.dump() == {
         "event": "new_message",
@@ -67,6 +71,20 @@ def test_server_frames_use_exactly_the_spec_field_names() -> None:
         "content": "hi",
         "messageType": "text",
         "timestamp": "2026-01-01T00:00:00.000+00:00",
+        "seq": 3,
+    }
+
+
+def test_conversation_created_keeps_a_null_name_like_the_rest_shape() -> None:
+    frame = ConversationAnnounced(
+        id="c", participant_ids=["a", "b"], name=None, created_at="2026-01-01T00:00:00.000+00:00"
+    )
+    assert json.loads(frame.to_text()) == {
+        "event": "conversation_created",
+        "id": "c",
+        "participantIds": ["a", "b"],
+        "name": None,
+        "createdAt": "2026-01-01T00:00:00.000+00:00",
     }
 
 

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 from chat_core.events import server_frame_adapter
-from messaging.messages import Message, message_fields, new_message_frame
-from messaging.read_state import ReadPosition
+from chat_core.store.messages import Message, message_fields, new_message_frame
+from chat_core.store.read_state import ReadPosition
 from messaging.schemas import MessageDetail, MessageOut
 
 SPEC_NEW_MESSAGE_FIELDS = {
@@ -15,11 +15,13 @@ SPEC_NEW_MESSAGE_FIELDS = {
     "content",
     "messageType",
     "timestamp",
+    "seq",
 }
 
 MESSAGE = Message(
     message_id="65a1b2c3d4e5f60718293a4b",
     conversation_id="65a1b2c3d4e5f60718293a4c",
+    seq=7,
     sender_id="+84912345678",
     content="xin chào",
     message_type="image",
@@ -47,7 +49,7 @@ def test_rest_item_is_the_event_plus_extras_never_renamed() -> None:
 
 def test_detail_adds_read_by() -> None:
     read_at = datetime(2025, 1, 31, 10, 0, tzinfo=UTC)
-    detail = MessageDetail.with_readers(MESSAGE, [ReadPosition("+84987654321", "z", read_at)])
+    detail = MessageDetail.with_readers(MESSAGE, [ReadPosition("+84987654321", 9, "z", read_at)])
     dumped = detail.model_dump(by_alias=True)
     assert dumped["readBy"] == [
         {"userId": "+84987654321", "readAt": "2025-01-31T10:00:00.000+00:00"}

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from chat_core.broker import TYPING_TTL_SECONDS
 from chat_core.events import ErrorFrame, TypingIndicator
-from messaging.conversations import Conversation
+from chat_core.store.conversations import Conversation
 from messaging.members import Members
 from messaging.throttle import Throttle
 from messaging.typing_indicators import on_typing

@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chat_core.clock import to_milliseconds
 from chat_core.ids import is_document_id
 from chat_core.settings import AuthMode
 from messaging.conversations import (
@@ -12,7 +13,6 @@ from messaging.conversations import (
     user_id_check,
 )
 from messaging.sending import content_problem
-from messaging.timestamps import to_milliseconds
 
 ALICE, BOB, CAROL = "+84912345678", "+84987654321", "+84355555555"
 DEV = user_id_check(AuthMode.DEV)

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from chat_bench.results import ScenarioResult
-from chat_bench.scenarios import abuse, ceiling, connections, e2e, fanout, typing_events
+from chat_bench.scenarios import (
+    abuse,
+    ceiling,
+    connections,
+    e2e,
+    fanout,
+    growth,
+    typing_events,
+)
 from chat_bench.scenarios.context import Context
 
 OptionsT = TypeVar("OptionsT")
@@ -82,6 +90,15 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         ceiling.run,
         _no_env,
         lambda o: o.users + 600,
+    ),
+    Scenario(
+        "growth",
+        "one user's reads and writes before and after N messages of other users are stored",
+        growth.GrowthOptions(),
+        growth.SMOKE,
+        growth.run,
+        _no_env,
+        lambda _o: 100,
     ),
     Scenario(
         "abuse",

@@ -104,7 +104,9 @@ def _common_options() -> argparse.ArgumentParser:
         help="where the JSON goes (default: bench/results in the repository)",
     )
     output.add_argument("--progress-interval", type=float, default=2.0)
-    output.add_argument("--seed", type=int, default=None, help="for the random user ids")
+    output.add_argument(
+        "--random-seed", dest="random_seed", type=int, default=None, help="for the random user ids"
+    )
     return common
 
 
@@ -149,7 +151,8 @@ def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
         return None
     if not all(urls):
         raise StackError("give all of --edge-url, --messaging-url and --presence-url, or none")
-    return Endpoints(*(url.rstrip("/") for url in urls))
+    edge, messaging, presence = (url.rstrip("/") for url in urls)
+    return Endpoints(edge, messaging, presence, os.environ.get("MONGO_DB", "chat"))
 
 
 def _stack_env(pairs: list[str]) -> dict[str, str]:
@@ -177,7 +180,7 @@ async def _run_all(
         ready_timeout=args.ready_timeout,
         progress=progress,
     )
-    rng = random.Random(args.seed)
+    rng = random.Random(args.random_seed)
     results: list[ScenarioResult] = []
     stacks: dict[str, Any] = {}
     for scenario, options in plan:
@@ -196,6 +199,7 @@ async def _run_all(
                     run_tag=uuid.uuid4().hex[:8],
                     heartbeat_interval=args.heartbeat_interval,
                     settle_timeout=args.settle_timeout,
+                    mongo_url=args.mongo_url,
                 )
                 result = await scenario.run(ctx, options)
         except Exception as error:

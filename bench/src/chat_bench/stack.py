@@ -61,6 +61,8 @@ class Endpoints:
     edge: str
     messaging: str
     presence: str
+    # The database the services use: only the growth scenario's seeding writes to it.
+    mongo_db: str = "chat"
 
     @property
     def edge_ws(self) -> str:
@@ -73,9 +75,8 @@ class Endpoints:
 
 
 def default_endpoints() -> Endpoints:
-    return Endpoints(
-        *(f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES),
-    )
+    edge, messaging, presence = (f"http://127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES)
+    return Endpoints(edge, messaging, presence, os.environ.get("MONGO_DB", "chat"))
 
 
 async def readiness(url: str) -> int | None:
@@ -221,7 +222,9 @@ class OwnedStack:
             f"started the stack ({', '.join(f'{n} {u}' for n, u in by_name.items())}; "
             f"db {self.db_name}, logs {self.log_dir})"
         )
-        return Endpoints(by_name["ws-edge"], by_name["messaging"], by_name["presence"])
+        return Endpoints(
+            by_name["ws-edge"], by_name["messaging"], by_name["presence"], self.db_name
+        )
 
     async def _wait_ready(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -20,3 +20,5 @@ class Context:
     settle_timeout: float = 120.0
     # How many of the last users to connect must show up in presence.
     settle_sample: int = 3
+    # Where the stack's database is: only the growth scenario's seeding writes to it.
+    mongo_url: str = "mongodb://127.0.0.1:27017/"

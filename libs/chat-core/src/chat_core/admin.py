@@ -7,10 +7,12 @@ import sys
 
 from chat_core import users
 from chat_core.auth import account_disabled
+from chat_core.db import connect
 from chat_core.events import Disconnect
 from chat_core.ids import is_vn_mobile, normalize_user_id
 from chat_core.runtime import Runtime
 from chat_core.settings import AuthMode, ServiceSettings
+from chat_core.store.migrate import migrate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,11 +27,26 @@ def _parser() -> argparse.ArgumentParser:
         ("show", "print the user's account flags and presence"),
     ):
         user_commands.add_parser(command, help=help_text).add_argument("user_id")
+    topics.add_parser(
+        "migrate",
+        help="bring the database to this release's store version (idempotent, resumable)",
+    )
     return parser
 
 
+async def _migrate(settings: ServiceSettings) -> dict[str, int]:
+    mongo = connect(settings.mongo_url)
+    try:
+        return await migrate(
+            mongo[settings.mongo_db], lambda line: print(f"migrate: {line}", file=sys.stderr)
+        )
+    finally:
+        await mongo.close()
+
+
 async def _run(args: argparse.Namespace, settings: ServiceSettings) -> dict[str, object]:
-    runtime = await Runtime.start(settings, "chat-admin")
+    # Account flags and disconnects work on any store version, migrated or not.
+    runtime = await Runtime.start(settings, "chat-admin", check_schema=False)
     try:
         if args.command == "disable":
             await users.set_disabled(runtime.db, args.user_id, True)
@@ -47,6 +64,9 @@ async def _run(args: argparse.Namespace, settings: ServiceSettings) -> dict[str,
 def main() -> None:
     args = _parser().parse_args()
     settings = ServiceSettings()
+    if args.topic == "migrate":
+        print(json.dumps(asyncio.run(_migrate(settings))))
+        return
     args.user_id = normalize_user_id(args.user_id)
     if not args.user_id or (settings.auth_mode is AuthMode.DEV and not is_vn_mobile(args.user_id)):
         sys.exit(f"chat-admin: not a valid user id: {args.user_id!r}")

@@ -6,7 +6,7 @@ Only the subset MongoDB and FerretDB share is used: see docs/mongodb-compatibili
 from collections.abc import Callable
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -30,21 +30,7 @@ async def is_reachable(db: Database) -> bool:
     return True
 
 
-# Full (not partial) unique index: FerretDB has no partial indexes, so every message carries a
-# clientMessageId, generated when the client sends none.
 INDEXES: dict[str, list[IndexModel]] = {
-    "messages": [
-        IndexModel(
-            [
-                ("conversationId", ASCENDING),
-                ("senderId", ASCENDING),
-                ("clientMessageId", ASCENDING),
-            ],
-            unique=True,
-            name="idempotent_send",
-        ),
-        IndexModel([("conversationId", ASCENDING), ("_id", DESCENDING)], name="history"),
-    ],
     "presence": [IndexModel([("online", ASCENDING)], name="online")],
 }
 

@@ -25,8 +25,12 @@ class Frame(BaseModel):
     def dump(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def to_text(self) -> str:
+        """The frame as a client receives it: optional fields that are unset are left out."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        return self.to_text().encode()
 
 
 def isoformat(moment: datetime) -> str:
@@ -80,6 +84,30 @@ class NewMessage(Frame):
     content: str
     message_type: MessageType
     timestamp: str
+    # Position in the conversation: 1, 2, 3 ... with no silent holes (docs/message-store.md).
+    seq: int
+
+
+class ReplayDone(Frame):
+    """Ends a resume's replay: live events follow. `truncated`: page the rest with /sync."""
+
+    event: Literal["replay_done"] = "replay_done"
+    truncated: bool
+    next_since: str
+
+
+class ConversationAnnounced(Frame):
+    """A conversation the user was just added to, in its REST shape."""
+
+    event: Literal["conversation_created"] = "conversation_created"
+    id: str
+    participant_ids: list[str]
+    name: str | None = None
+    created_at: str
+
+    def to_text(self) -> str:
+        # The REST shape has `name: null` for unnamed conversations; keep it.
+        return self.model_dump_json(by_alias=True)
 
 
 class TypingIndicator(Frame):
@@ -118,6 +146,8 @@ class ErrorFrame(Frame):
 
 ServerFrame: TypeAlias = Annotated[
     NewMessage
+    | ReplayDone
+    | ConversationAnnounced
     | TypingIndicator
     | MessageReadReceipt
     | UserStatusChange
@@ -195,11 +225,13 @@ inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
 
 
 class Deliver(Frame):
-    """Send `frame` to the routed user's sockets, or only to `connection_id` when set."""
+    """Send `frame` to the routed user's sockets, or only to `connection_id` when set, and
+    never to `skip_connection_id` (the socket the event came from)."""
 
     event: Literal["deliver"] = "deliver"
     frame: ServerFrame
     connection_id: str | None = None
+    skip_connection_id: str | None = None
 
 
 class Disconnect(Frame):

@@ -7,6 +7,7 @@ from pymongo import AsyncMongoClient
 from chat_core.broker import Broker, Topology
 from chat_core.db import Database, Document, connect, ensure_indexes, is_reachable
 from chat_core.settings import ServiceSettings
+from chat_core.store.schema import ensure_current
 
 
 @dataclass
@@ -16,9 +17,14 @@ class Runtime:
     broker: Broker
 
     @classmethod
-    async def start(cls, settings: ServiceSettings, name: str) -> "Runtime":
+    async def start(
+        cls, settings: ServiceSettings, name: str, *, check_schema: bool = True
+    ) -> "Runtime":
         mongo = connect(settings.mongo_url)
         db = mongo[settings.mongo_db]
+        if check_schema:
+            # Refuses to run on data of another store version (chat-admin migrate).
+            await ensure_current(db)
         await ensure_indexes(db)
         broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), name)
         await broker.start()

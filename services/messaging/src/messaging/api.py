@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import HTTPException, RequestValidationError
 
 from chat_core.events import utcnow
+from chat_core.store.sync import BadCursor, resolve, sync
 from messaging.conversations import (
     InvalidParticipant,
     create_conversation,
@@ -15,8 +16,9 @@ from messaging.conversations import (
 )
 from messaging.deps import CurrentUser, MessagingDep
 from messaging.errors import NotFound
-from messaging.history import history_page, message_with_readers
-from messaging.inbox import inbox
+from messaging.history import Page
+from messaging.inbox import BadListCursor, inbox
+from messaging.overload import Overloaded
 from messaging.schemas import (
     DOCUMENT_ID_PATTERN,
     ConversationList,
@@ -28,13 +30,16 @@ from messaging.schemas import (
     MessageOut,
     MessagePage,
     SendMessage,
+    SyncOut,
+    entry_out,
 )
-from messaging.sending import Draft, content_problem, send_message
+from messaging.sending import Draft, SendInProgress, content_problem, send_message
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+DEFAULT_SYNC_PAGE = 200
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or invalid token."},
@@ -102,6 +107,8 @@ async def post_conversation(
     )
     messaging.members.remember(conversation)
     await messaging.announce_conversation(conversation)
+    if created:
+        await messaging.welcome(conversation)
     if not created:
         response.status_code = status.HTTP_200_OK
     log.info(
@@ -114,11 +121,65 @@ async def post_conversation(
 
 
 @router.get("/conversations")
-async def get_conversations(user_id: CurrentUser, messaging: MessagingDep) -> ConversationList:
-    entries = await inbox(
-        user_id, messaging.conversations, messaging.messages, messaging.read_states
+async def get_conversations(
+    user_id: CurrentUser,
+    messaging: MessagingDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`nextCursor` of the previous page (opaque)."),
+    ] = None,
+) -> ConversationList:
+    try:
+        entries, next_cursor = await inbox(
+            user_id,
+            limit=limit,
+            cursor=cursor,
+            conversations=messaging.conversations,
+            messages=messaging.messages,
+            read_states=messaging.read_states,
+        )
+    except BadListCursor as error:
+        raise _unprocessable(("query", "cursor"), str(error), cursor) from None
+    return ConversationList(
+        items=[ConversationSummary.of_entry(entry) for entry in entries], next_cursor=next_cursor
     )
-    return ConversationList(items=[ConversationSummary.of_entry(entry) for entry in entries])
+
+
+@router.get(
+    "/sync",
+    tags=["sync"],
+    responses={
+        422: {"description": "`since` is neither a known messageId nor a nextSince cursor."}
+    },
+)
+async def get_sync(
+    user_id: CurrentUser,
+    messaging: MessagingDep,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=20_000,
+            description="A messageId the client has seen, or `nextSince` of an earlier "
+            "answer. Without it: the latest message of each conversation.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_SYNC_PAGE,
+) -> SyncOut:
+    started = utcnow()
+    try:
+        cursor = await resolve(since, messaging.messages)
+    except BadCursor as error:
+        raise _unprocessable(("query", "since"), str(error), since) from None
+    page = await sync(
+        user_id,
+        cursor,
+        conversations=messaging.conversations,
+        messages=messaging.messages,
+        limit=min(limit, messaging.settings.sync_max_limit),
+        now=started,
+    )
+    return SyncOut.of(page)
 
 
 @router.post(
@@ -149,17 +210,29 @@ async def post_message(
         client_message_id=body.client_message_id,
     )
     try:
-        message, created = await send_message(
-            draft,
-            members=messaging.members,
-            messages=messaging.messages,
-            outbox=messaging.outbox,
-            deliverer=messaging.runtime.broker,
-            now=utcnow(),
-            after_write=messaging.after_write,
-        )
+        async with messaging.admission.slot():
+            message, created = await send_message(
+                draft,
+                store=messaging.store,
+                deliverer=messaging.runtime.broker,
+                now=utcnow(),
+                faults=messaging.faults,
+                takeover_after=messaging.settings.send_takeover_seconds,
+            )
+    except Overloaded:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "too many sends in progress; retry (with the same clientMessageId)",
+            headers={"Retry-After": "1"},
+        ) from None
     except NotFound as error:
         raise _not_found(error) from None
+    except SendInProgress:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "an earlier send of this message is still in progress; retry",
+            headers={"Retry-After": "1"},
+        ) from None
     log.info(
         "message sent" if created else "repeated send answered with the first message",
         user_id=user_id,
@@ -179,22 +252,33 @@ async def get_messages(
         str | None,
         Query(
             pattern=DOCUMENT_ID_PATTERN,
-            description="Cursor: only messages older than this message id.",
+            description="Cursor: only messages older than this message id (newest first).",
+        ),
+    ] = None,
+    after_seq: Annotated[
+        int | None,
+        Query(
+            alias="afterSeq",
+            ge=0,
+            description="Only messages with a larger seq, oldest first (0: from the start). "
+            "Not with `before`.",
         ),
     ] = None,
 ) -> MessagePage:
-    try:
-        found, more = await history_page(
-            user_id,
-            conversation_id,
-            before=before,
-            limit=limit,
-            members=messaging.members,
-            messages=messaging.messages,
+    if before is not None and after_seq is not None:
+        raise _unprocessable(
+            ("query", "afterSeq"), "afterSeq and before exclude each other", after_seq
         )
+    reader = messaging.reader
+    try:
+        page: Page
+        if after_seq is not None:
+            page = await reader.after(user_id, conversation_id, after_seq=after_seq, limit=limit)
+        else:
+            page = await reader.before(user_id, conversation_id, before=before, limit=limit)
     except NotFound as error:
         raise _not_found(error) from None
-    return MessagePage(items=[MessageOut.of(message) for message in found], has_more=more)
+    return MessagePage(items=[entry_out(e) for e in page.entries], has_more=page.has_more)
 
 
 @router.get("/conversations/{conversation_id}/messages/{message_id}", responses=_NOT_FOUND)
@@ -205,14 +289,7 @@ async def get_message(
     messaging: MessagingDep,
 ) -> MessageDetail:
     try:
-        message, readers = await message_with_readers(
-            user_id,
-            conversation_id,
-            message_id,
-            members=messaging.members,
-            messages=messaging.messages,
-            read_states=messaging.read_states,
-        )
+        message, readers = await messaging.reader.with_readers(user_id, conversation_id, message_id)
     except NotFound as error:
         raise _not_found(error) from None
     return MessageDetail.with_readers(message, readers)

@@ -11,7 +11,7 @@ class MessagingSettings(ServiceSettings):
     typing_throttle_seconds: float = Field(default=1.0, ge=0)
     # The relay publishes outbox entries older than this: younger ones still belong to the
     # request that wrote them, which marks them published (see outbox_flush_interval).
-    outbox_min_age_seconds: float = Field(default=5.0, ge=0)
+    outbox_min_age_seconds: float = Field(default=10.0, ge=0)
     relay_interval_seconds: float = Field(default=2.0, gt=0)
     # Confirmed outbox entries are deleted in one batch per interval, not one write per send.
     outbox_flush_interval_seconds: float = Field(default=0.05, gt=0)
@@ -20,6 +20,17 @@ class MessagingSettings(ServiceSettings):
     # Fault injection for the crash test only: the process exits (status 70) right after a
     # message is written and before its new_message is published. Never set it in production.
     fault_crash_after_write: bool = False
+    # The same, right after the message took its seq and before any other write.
+    fault_crash_after_claim: bool = False
+    # A repeated clientMessageId whose first send left no trace after this long is finished
+    # by the repeat, under the first send's message id.
+    send_takeover_seconds: float = Field(default=10.0, ge=0)
+    # Upper bound on one /sync page and on a WebSocket resume's replay.
+    sync_max_limit: int = Field(default=500, ge=1, le=10_000)
+    # Load shedding: at most this many sends run at once in this process; one that cannot
+    # start within the wait is answered 503 + Retry-After before any work (overload.py).
+    max_concurrent_sends: int = Field(default=64, ge=1, le=10_000)
+    send_queue_timeout_seconds: float = Field(default=0.5, ge=0)
     # Per user, per process (see messaging.rate_limits): sustained rate and burst.
     send_rate_per_second: float = Field(default=20.0, gt=0)
     send_burst: int = Field(default=40, ge=1)

@@ -1,46 +1,17 @@
-"""Conversations and who is in them, fixed at creation (with chat_core.contacts per user)."""
+"""Creating conversations: who may be in one, and one one-to-one per pair."""
 
-import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from chat_core.contacts import ConversationIndex
-from chat_core.db import Collection, Database, Document
+from chat_core.clock import to_milliseconds
 from chat_core.ids import is_vn_mobile, new_id, normalize_user_id
 from chat_core.settings import AuthMode
-from messaging.timestamps import to_milliseconds
+from chat_core.store.conversations import Conversation, Conversations
 
-_DUPLICATE_KEY = 11000
 _MAX_USER_ID_LENGTH = 128
-
-
-@dataclass(frozen=True)
-class Conversation:
-    conversation_id: str
-    participant_ids: tuple[str, ...]
-    name: str | None
-    created_at: datetime
-
-    def to_document(self) -> Document:
-        return {
-            "_id": self.conversation_id,
-            "participantIds": list(self.participant_ids),
-            "name": self.name,
-            "createdAt": self.created_at,
-        }
-
-    @classmethod
-    def from_document(cls, doc: Document) -> "Conversation":
-        return cls(
-            conversation_id=doc["_id"],
-            participant_ids=tuple(doc["participantIds"]),
-            name=doc.get("name"),
-            created_at=doc["createdAt"],
-        )
 
 
 class InvalidParticipant(ValueError):
@@ -95,46 +66,6 @@ def is_one_to_one(participant_ids: Sequence[str], name: str | None) -> bool:
     return len(participant_ids) == 2 and name is None
 
 
-class Conversations:
-    def __init__(self, db: Database) -> None:
-        self._conversations: Collection = db.conversations
-        self._memberships: Collection = db.memberships
-        self._index = ConversationIndex(db)
-
-    async def insert(self, conversation: Conversation) -> None:
-        """Raises DuplicateKeyError when the id exists (the one-to-one of a known pair)."""
-        await self._conversations.insert_one(conversation.to_document())
-
-    async def add_memberships(self, conversation: Conversation) -> None:
-        """Idempotent: memberships never change, so existing ones are left as they are."""
-        docs = [
-            {
-                "_id": f"{user_id}|{conversation.conversation_id}",
-                "userId": user_id,
-                "conversationId": conversation.conversation_id,
-                "participantIds": list(conversation.participant_ids),
-                "createdAt": conversation.created_at,
-            }
-            for user_id in conversation.participant_ids
-        ]
-        try:
-            await self._memberships.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != _DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
-        await self._index.record(conversation.conversation_id, conversation.participant_ids)
-
-    async def get(self, conversation_id: str) -> Conversation | None:
-        doc = await self._conversations.find_one({"_id": conversation_id})
-        return Conversation.from_document(doc) if doc else None
-
-    async def of_user(self, user_id: str) -> list[Conversation]:
-        ids = await self._index.conversations_of(user_id)
-        # One `_id` lookup each: FerretDB pushes down `_id` equality, not `$in`.
-        found = await asyncio.gather(*(self.get(conversation_id) for conversation_id in ids))
-        return [conversation for conversation in found if conversation is not None]
-
-
 async def create_conversation(
     conversations: Conversations,
     creator_id: str,
@@ -144,7 +75,7 @@ async def create_conversation(
 ) -> tuple[Conversation, bool]:
     """The conversation and whether it is new; a known pair's one-to-one is returned again.
 
-    The conversation is written before its memberships: a crash in between leaves a
+    The conversation is written before the members' indexes: a crash in between leaves a
     conversation nobody lists yet, which the next creation of a one-to-one repairs.
     """
     one_to_one = is_one_to_one(participant_ids, name)
@@ -164,5 +95,5 @@ async def create_conversation(
         if existing is None:
             raise
         conversation, created = existing, False
-    await conversations.add_memberships(conversation)
+    await conversations.index.record(conversation.conversation_id, conversation.participant_ids)
     return conversation, created

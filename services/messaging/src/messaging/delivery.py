@@ -21,6 +21,7 @@ class Delivery:
     frame: ServerFrame
     connection_id: str | None = None
     ttl: float | None = None
+    skip_connection_id: str | None = None
 
 
 def to_others(
@@ -37,5 +38,9 @@ def refusal(user_id: str, connection_id: str, message: str) -> Delivery:
 async def publish(deliverer: Deliverer, deliveries: Iterable[Delivery]) -> None:
     for delivery in deliveries:
         if delivery.user_ids:
-            envelope = Deliver(frame=delivery.frame, connection_id=delivery.connection_id)
+            envelope = Deliver(
+                frame=delivery.frame,
+                connection_id=delivery.connection_id,
+                skip_connection_id=delivery.skip_connection_id,
+            )
             await deliverer.deliver(delivery.user_ids, envelope, ttl=delivery.ttl)

@@ -1,7 +1,7 @@
-"""Fault injection for crash tests, switched on only by settings (FAULT_CRASH_AFTER_WRITE)."""
+"""Fault injection for crash tests, switched on only by settings (FAULT_CRASH_AFTER_*)."""
 
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -12,18 +12,30 @@ log = structlog.get_logger(__name__)
 CRASH_EXIT_STATUS = 70
 
 
-def _crash_after_write() -> None:
-    log.error("fault injection: exiting between the message write and its publish")
+def _crash(where: str) -> None:
+    log.error("fault injection: exiting", where=where)
     # os._exit, not sys.exit: no cleanup, no lifespan shutdown, like a killed process.
     os._exit(CRASH_EXIT_STATUS)
 
 
-def _carry_on() -> None:
-    return None
+@dataclass(frozen=True)
+class Faults:
+    crash_after_claim: bool = False
+    crash_after_write: bool = False
 
+    def after_claim(self) -> None:
+        """Between taking a seq and every other write of the send."""
+        if self.crash_after_claim:
+            _crash("after the seq was taken, before the rest of the send")
 
-def after_write_hook(settings: MessagingSettings) -> Callable[[], None]:
-    if settings.fault_crash_after_write:
-        log.warning("FAULT_CRASH_AFTER_WRITE is on: the first message sent kills this process")
-        return _crash_after_write
-    return _carry_on
+    def after_write(self) -> None:
+        """Between the last write of the send and its publish."""
+        if self.crash_after_write:
+            _crash("between the message write and its publish")
+
+    @classmethod
+    def of(cls, settings: MessagingSettings) -> "Faults":
+        faults = cls(settings.fault_crash_after_claim, settings.fault_crash_after_write)
+        if faults != cls():
+            log.warning("fault injection is on: the first message sent kills this process")
+        return faults

@@ -1,55 +1,76 @@
-"""The caller's conversations, most recent activity first, with unread counts.
+"""The caller's chat list: conversations by last activity, newest first, with unread counts.
 
-Last message and unread count are read from the messages themselves (the history index
-serves both on MongoDB) rather than kept on the conversation, so the send path never
-rewrites a shared conversation document and the two can never disagree with history.
+One lookup for the caller's conversation index and one per conversation for its document
+(which carries the last message); then, for the page only, one lookup each to confirm the
+last seq and one for the caller's read position. O(the caller's conversations), whatever
+other users store.
 """
 
 import asyncio
+import base64
+import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from messaging.conversations import Conversation, Conversations
-from messaging.messages import Message, Messages
-from messaging.read_state import ReadStates
+from chat_core.store.conversations import Conversation, Conversations
+from chat_core.store.messages import Messages
+from chat_core.store.read_state import ReadPosition, ReadStates, unread
 
-_CONCURRENT_QUERIES = 16
+
+class BadListCursor(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
 class InboxEntry:
     conversation: Conversation
-    last_message: Message | None
-    unread_count: int
+    read: ReadPosition | None
 
     @property
-    def last_activity_at(self) -> datetime:
-        if self.last_message is None:
-            return self.conversation.created_at
-        return self.last_message.created_at
+    def unread_count(self) -> int:
+        return unread(self.conversation.last_seq, self.read)
+
+    @property
+    def read_seq(self) -> int:
+        return self.read.read_seq if self.read else 0
+
+
+def _sort_key(conversation: Conversation) -> tuple[datetime, str]:
+    return conversation.last_activity_at, conversation.conversation_id
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    at, conversation_id = _sort_key(conversation)
+    raw = f"{int(at.timestamp() * 1000)}:{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        millis, conversation_id = raw.split(":", 1)
+        return datetime.fromtimestamp(int(millis) / 1000, UTC), conversation_id
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError) as error:
+        raise BadListCursor("malformed cursor") from error
 
 
 async def inbox(
-    user_id: str, conversations: Conversations, messages: Messages, read_states: ReadStates
-) -> list[InboxEntry]:
-    mine = await conversations.of_user(user_id)
-    positions = await read_states.of_user(user_id, [c.conversation_id for c in mine])
-    gate = asyncio.Semaphore(_CONCURRENT_QUERIES)
-
-    async def summarise(conversation: Conversation) -> InboxEntry:
-        position = positions.get(conversation.conversation_id)
-        async with gate:
-            last = await messages.last(conversation.conversation_id)
-            unread = await messages.count_unread(
-                conversation.conversation_id,
-                user_id,
-                position.last_read_message_id if position else None,
-            )
-        return InboxEntry(conversation, last, unread)
-
-    entries = await asyncio.gather(*(summarise(c) for c in mine))
-    return sorted(
-        entries,
-        key=lambda e: (e.last_activity_at, e.conversation.conversation_id),
-        reverse=True,
-    )
+    user_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    conversations: Conversations,
+    messages: Messages,
+    read_states: ReadStates,
+) -> tuple[list[InboxEntry], str | None]:
+    """One page of the chat list and the cursor of the next page (None on the last)."""
+    mine = sorted(await conversations.of_user(user_id), key=_sort_key, reverse=True)
+    if cursor is not None:
+        after = decode_cursor(cursor)
+        mine = [c for c in mine if _sort_key(c) < after]
+    page = mine[:limit]
+    confirmed = await asyncio.gather(*(conversations.confirmed(c, messages) for c in page))
+    positions = await read_states.of_user(user_id, [c.conversation_id for c in page])
+    entries = [InboxEntry(c, positions.get(c.conversation_id)) for c in confirmed]
+    next_cursor = encode_cursor(page[-1]) if len(mine) > limit else None
+    return entries, next_cursor

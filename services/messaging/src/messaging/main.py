@@ -38,8 +38,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         await messaging.worker.start(runtime.broker, settings.broker_prefetch)
         relay = asyncio.create_task(
             relay_forever(
-                messaging.outbox,
-                messaging.messages,
+                messaging.store,
                 runtime.broker,
                 interval=settings.relay_interval_seconds,
                 min_age=settings.outbox_min_age_seconds,

@@ -3,7 +3,7 @@
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from messaging.conversations import Conversation
+from chat_core.store.conversations import Conversation
 
 Loader = Callable[[str], Awaitable[Conversation | None]]
 

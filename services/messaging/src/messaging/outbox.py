@@ -11,8 +11,8 @@ from datetime import datetime
 
 import structlog
 
-from chat_core.db import Collection, Database
-from messaging.messages import Message
+from chat_core.db import Collection, Database, Document
+from chat_core.store.messages import Message
 
 log = structlog.get_logger(__name__)
 
@@ -21,6 +21,7 @@ log = structlog.get_logger(__name__)
 class PendingMessage:
     message: Message
     participant_ids: tuple[str, ...]
+    written_at: datetime
 
 
 class Outbox:
@@ -40,6 +41,11 @@ class Outbox:
                 "createdAt": now,
             }
         )
+
+    async def get(self, message_id: str) -> PendingMessage | None:
+        """One `_id` lookup."""
+        doc = await self._collection.find_one({"_id": message_id})
+        return _pending(doc) if doc else None
 
     async def remove(self, message_id: str) -> None:
         self._published.discard(message_id)
@@ -70,11 +76,13 @@ class Outbox:
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
         cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("_id", 1)
-        return [
-            PendingMessage(Message.from_document(doc["message"]), tuple(doc["participantIds"]))
-            async for doc in cursor
-            if doc["_id"] not in self._published
-        ]
+        return [_pending(doc) async for doc in cursor if doc["_id"] not in self._published]
 
     async def count(self) -> int:
         return await self._collection.count_documents({})
+
+
+def _pending(doc: Document) -> PendingMessage:
+    return PendingMessage(
+        Message.from_document(doc["message"]), tuple(doc["participantIds"]), doc["createdAt"]
+    )

@@ -1,13 +1,14 @@
-"""`message_read` from a client: validated, persisted (forward only), relayed to the others."""
+"""`message_read` from a client: validated, persisted (forward only), relayed to the other
+members and to the reader's own other devices (reading on a phone clears a laptop's badge)."""
 
 from datetime import datetime
 
 from chat_core.events import MessageReadReceipt
 from chat_core.ids import is_document_id
-from messaging.delivery import Delivery, refusal, to_others
+from chat_core.store.messages import Messages
+from chat_core.store.read_state import ReadStates
+from messaging.delivery import Delivery, refusal
 from messaging.members import Members
-from messaging.messages import Messages
-from messaging.read_state import ReadStates
 
 
 async def on_message_read(
@@ -32,10 +33,10 @@ async def on_message_read(
             f"{conversation_id}"
         )
         return [refusal(user_id, connection_id, message)]
-    await read_states.advance(conversation_id, user_id, message_id, now)
+    await read_states.advance(conversation_id, user_id, read.seq, message_id, now)
     # Relayed even when the position did not move (an older message, or a redelivery after
     # a crash between the write and this publish): receipts are idempotent for clients.
     receipt = MessageReadReceipt(
         conversation_id=conversation_id, message_id=message_id, user_id=user_id
     )
-    return [to_others(participants, user_id, receipt)]
+    return [Delivery(participants, receipt, skip_connection_id=connection_id)]

@@ -6,10 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from chat_core.events import MessageType, isoformat
-from messaging.conversations import Conversation
+from chat_core.store.conversations import Conversation
+from chat_core.store.messages import Entry, Message, Tombstone, message_fields
+from chat_core.store.read_state import ReadPosition
+from chat_core.store.sync import SyncPage
 from messaging.inbox import InboxEntry
-from messaging.messages import Message, message_fields
-from messaging.read_state import ReadPosition
 
 DOCUMENT_ID_PATTERN = r"^[0-9a-f]{24}$"
 MAX_NAME_CHARS = 200
@@ -85,13 +86,38 @@ class MessageOut(ApiModel):
     content: str
     message_type: MessageType
     timestamp: str = Field(json_schema_extra=_TIMESTAMP)
-    client_message_id: str
+    seq: int = Field(ge=1, description="Position in the conversation: 1, 2, 3 ..., no holes.")
+    client_message_id: str | None = Field(
+        default=None, description="The sender's idempotency key, when it sent one."
+    )
 
     @classmethod
     def of(cls, message: Message) -> "MessageOut":
         return cls.model_validate(
             {**message_fields(message), "clientMessageId": message.client_message_id}
         )
+
+
+class TombstoneOut(ApiModel):
+    """A position that holds no message (a send that died and was completed elsewhere):
+    nothing is missing there."""
+
+    conversation_id: str
+    seq: int
+    tombstone: bool = True
+    timestamp: str = Field(json_schema_extra=_TIMESTAMP)
+
+    @classmethod
+    def of(cls, tombstone: Tombstone) -> "TombstoneOut":
+        return cls(
+            conversation_id=tombstone.conversation_id,
+            seq=tombstone.seq,
+            timestamp=isoformat(tombstone.created_at),
+        )
+
+
+def entry_out(entry: Entry) -> "MessageOut | TombstoneOut":
+    return MessageOut.of(entry) if isinstance(entry, Message) else TombstoneOut.of(entry)
 
 
 class ReadMark(ApiModel):
@@ -119,29 +145,61 @@ class MessageDetail(MessageOut):
 
 
 class MessagePage(ApiModel):
-    items: list[MessageOut] = Field(description="Newest first.")
+    items: list[MessageOut | TombstoneOut] = Field(
+        description="Newest first with `before` (or no cursor); oldest first with `afterSeq`."
+    )
     has_more: bool = Field(
-        description="Older messages exist: pass the last item's messageId as `before`."
+        description="More exist in the same direction: pass the last item's messageId as "
+        "`before`, or its seq as `afterSeq`."
     )
 
 
 class ConversationSummary(ConversationOut):
     last_message: MessageOut | None
     last_activity_at: str = Field(json_schema_extra=_TIMESTAMP)
-    unread_count: int = Field(
-        ge=0, description="Messages from others after the caller's last read message."
-    )
+    last_seq: int = Field(ge=0, description="The seq of the conversation's last message.")
+    read_seq: int = Field(ge=0, description="The caller's read position (a seq).")
+    unread_count: int = Field(ge=0, description="lastSeq - readSeq.")
 
     @classmethod
     def of_entry(cls, entry: InboxEntry) -> "ConversationSummary":
-        last = entry.last_message
+        conversation = entry.conversation
+        last = conversation.last_message
         return cls(
-            **ConversationOut.of(entry.conversation).model_dump(),
+            **ConversationOut.of(conversation).model_dump(),
             last_message=MessageOut.of(last) if last else None,
-            last_activity_at=isoformat(entry.last_activity_at),
+            last_activity_at=isoformat(conversation.last_activity_at),
+            last_seq=conversation.last_seq,
+            read_seq=entry.read_seq,
             unread_count=entry.unread_count,
         )
 
 
 class ConversationList(ApiModel):
     items: list[ConversationSummary] = Field(description="Most recent activity first.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page. A "
+        "conversation that moves while a client pages may be seen twice."
+    )
+
+
+class SyncOut(ApiModel):
+    items: list[MessageOut | TombstoneOut] = Field(
+        description="Messages the client may not have seen, oldest first within each "
+        "conversation. May repeat messages the client has (de-duplicate by messageId); never "
+        "skips one."
+    )
+    conversations: list[ConversationOut] = Field(
+        description="Conversations created since the cursor (possibly without messages)."
+    )
+    next_since: str = Field(description="Pass as `since` next time (opaque).")
+    has_more: bool = Field(description="Call again at once with `nextSince` for the rest.")
+
+    @classmethod
+    def of(cls, page: SyncPage) -> "SyncOut":
+        return cls(
+            items=[entry_out(entry) for entry in page.entries],
+            conversations=[ConversationOut.of(c) for c in page.new_conversations],
+            next_since=page.next.encode(),
+            has_more=page.has_more,
+        )

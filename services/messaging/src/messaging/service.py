@@ -1,20 +1,24 @@
 """What one messaging process holds: settings, connections, repositories and caches."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from chat_core.auth import Authenticator
-from chat_core.events import ConversationCreated
+from chat_core.events import ConversationAnnounced, ConversationCreated, isoformat
 from chat_core.runtime import Runtime
+from chat_core.store.conversations import Conversation, Conversations
+from chat_core.store.messages import Messages
+from chat_core.store.read_state import ReadStates
+from messaging.client_ids import ClientIds
 from messaging.config import MessagingSettings
-from messaging.conversations import Conversation, Conversations
-from messaging.faults import after_write_hook
+from messaging.delivery import Delivery, publish
+from messaging.faults import Faults
+from messaging.history import Reader
 from messaging.members import Members
-from messaging.messages import Messages
 from messaging.outbox import Outbox
-from messaging.read_state import ReadStates
+from messaging.overload import Admission
+from messaging.sending import Store
 from messaging.throttle import Throttle
 from messaging.worker import Worker
 
@@ -32,7 +36,23 @@ class Messaging:
     read_states: ReadStates
     members: Members
     worker: Worker
-    after_write: Callable[[], None]
+    faults: Faults
+    admission: Admission
+
+    @property
+    def store(self) -> Store:
+        return Store(
+            members=self.members,
+            conversations=self.conversations,
+            messages=self.messages,
+            read_states=self.read_states,
+            outbox=self.outbox,
+            client_ids=ClientIds(self.runtime.db),
+        )
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.members, self.conversations, self.messages, self.read_states)
 
     @classmethod
     def assemble(
@@ -60,8 +80,27 @@ class Messaging:
             read_states=read_states,
             members=members,
             worker=worker,
-            after_write=after_write_hook(settings),
+            faults=Faults.of(settings),
+            admission=Admission(settings.max_concurrent_sends, settings.send_queue_timeout_seconds),
         )
+
+    async def welcome(self, conversation: Conversation) -> None:
+        """`conversation_created` to every participant's sockets, so no client has to poll."""
+        frame = ConversationAnnounced(
+            id=conversation.conversation_id,
+            participant_ids=list(conversation.participant_ids),
+            name=conversation.name,
+            created_at=isoformat(conversation.created_at),
+        )
+        try:
+            await publish(self.runtime.broker, [Delivery(conversation.participant_ids, frame)])
+        except Exception:
+            # The conversation exists; clients still find it in the chat list and in /sync.
+            log.warning(
+                "conversation_created not delivered",
+                conversation_id=conversation.conversation_id,
+                exc_info=True,
+            )
 
     async def announce_conversation(self, conversation: Conversation) -> None:
         """Tell presence who now shares a conversation (it caches users' contacts).

@@ -19,10 +19,10 @@ from chat_core.events import (
     inbound_event_adapter,
     utcnow,
 )
+from chat_core.store.messages import Messages
+from chat_core.store.read_state import ReadStates
 from messaging.delivery import Deliverer, publish
 from messaging.members import Members
-from messaging.messages import Messages
-from messaging.read_state import ReadStates
 from messaging.receipts import on_message_read
 from messaging.throttle import Throttle
 from messaging.typing_indicators import on_typing

@@ -14,5 +14,8 @@ class PresenceSettings(ServiceSettings):
     contacts_cache_seconds: float = Field(default=60.0, ge=0)
     # The most user ids one batch request may ask for.
     batch_limit: int = Field(default=200, ge=1, le=1000)
+    # Status changes go only through conversations of at most this many members; larger
+    # groups see presence through the batch route and the edge's snapshot (docs/presence.md).
+    broadcast_max_members: int = Field(default=100, ge=2)
     # Sockets one user may hold across all edges; one more closes their oldest with 4029.
     max_devices_per_user: int = Field(default=10, ge=1)

@@ -35,7 +35,11 @@ class PresenceService:
         cls, settings: PresenceSettings, runtime: Runtime, authenticator: Authenticator
     ) -> "PresenceService":
         presences = PresenceRepository(runtime.db)
-        contacts = ContactBook(runtime.db, settings.contacts_cache_seconds)
+        contacts = ContactBook(
+            runtime.db,
+            settings.contacts_cache_seconds,
+            broadcast_max_members=settings.broadcast_max_members,
+        )
         tracker = PresenceTracker(
             presences,
             EdgeRepository(runtime.db),

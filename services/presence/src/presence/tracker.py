@@ -244,7 +244,7 @@ class PresenceTracker:
         status = presence.pending
         if status is None:
             return 0
-        contacts = await self._contacts.of(presence.user_id)
+        contacts = await self._contacts.audience(presence.user_id)
         if contacts:
             change = UserStatusChange(user_id=presence.user_id, status=status)
             await self._broker.deliver(contacts, Deliver(frame=change))

@@ -13,6 +13,10 @@ class EdgeSettings(ServiceSettings):
     announce_interval_seconds: float = 10.0
     # Last-active time is kept to this precision; it keeps a heartbeat storm off the database.
     heartbeat_forward_interval_seconds: float = 45.0
+    # A resume (`?since=`) replays at most this many messages, then says truncated.
+    replay_max_messages: int = Field(default=1000, ge=1, le=100_000)
+    # The presence snapshot after admission covers at most this many contacts.
+    snapshot_max_contacts: int = Field(default=500, ge=0, le=100_000)
 
     # --- abuse limits and flow control (README, "Limits") ---------------------------------
     # Inbound frames per socket, heartbeats included: sustained rate and burst.

@@ -49,9 +49,16 @@ class EdgeDelivery:
             return
         connections = self.registry.of_user(user_id)
         if isinstance(envelope, Deliver):
-            payload = envelope.frame.model_dump_json(by_alias=True, exclude_none=True)
+            payload = envelope.frame.to_text()
             for connection in connections:
-                if envelope.connection_id in (None, connection.connection_id):
+                if (
+                    envelope.connection_id not in (None, connection.connection_id)
+                    or envelope.skip_connection_id == connection.connection_id
+                ):
+                    continue
+                if connection.held is not None:
+                    connection.hold(envelope.frame, payload)
+                else:
                     await connection.send(payload)
         elif isinstance(envelope, Disconnect):
             log.info(

@@ -5,7 +5,6 @@ from pydantic_core import ErrorDetails
 
 from chat_core.events import CLIENT_EVENTS, ClientFrame, client_frame_adapter
 
-
 MAX_ECHO_CHARS = 40
 
 

@@ -9,6 +9,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
 from chat_core.close_codes import CloseCode
+from chat_core.events import ServerFrame
 from ws_edge.flow import FrameGate, OutboundLimits
 
 log = structlog.get_logger(__name__)
@@ -31,11 +32,16 @@ class Connection:
     gate: FrameGate
     # Monotonic time of the last heartbeat forwarded to presence.
     heartbeat_forwarded_at: float = float("-inf")
+    # While not None, live deliveries wait here (frame, payload): the socket is still
+    # getting its presence snapshot and replay (resume.py).
+    held: list[tuple[ServerFrame, str]] | None = None
     _queue: deque[str] | None = field(default=None, init=False)
     _queued_bytes: int = field(default=0, init=False)
     # The writer while open; the closer once closing.
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _closing: bool = field(default=False, init=False)
+    # Set (and dropped) by the writer when a paced sender may go on; see send_paced.
+    _room: asyncio.Event | None = field(default=None, init=False)
 
     @property
     def queued_bytes(self) -> int:
@@ -55,18 +61,42 @@ class Connection:
             queue = self._queue = deque()
         limits = self.outbound
         if len(queue) >= limits.max_frames or self._queued_bytes + size > limits.max_bytes:
-            log.warning(
-                "slow consumer closed",
-                queued_frames=len(queue),
-                queued_bytes=self._queued_bytes,
-            )
-            self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
+            self._overflow(len(queue))
             return False
         queue.append(payload)
         self._queued_bytes += size
         if self._task is None:
             self._task = asyncio.create_task(self._write())
         return True
+
+    async def send_paced(self, payload: str) -> bool:
+        """`send` for one sender writing many frames in a row (snapshot, replay): waits while
+        the queue is half full, so it slows down with its socket instead of overflowing."""
+        while not self._closing and self._half_full():
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        return await self.send(payload)
+
+    def hold(self, frame: ServerFrame, payload: str) -> None:
+        """Keep a live delivery until the snapshot and replay are out (resume.py), within
+        the same frame bound as the queue."""
+        assert self.held is not None
+        if len(self.held) >= self.outbound.max_frames:
+            self._overflow(len(self.held))
+            return
+        self.held.append((frame, payload))
+
+    def _half_full(self) -> bool:
+        queue = self._queue
+        limits = self.outbound
+        return queue is not None and (
+            2 * len(queue) >= limits.max_frames or 2 * self._queued_bytes >= limits.max_bytes
+        )
+
+    def _overflow(self, frames: int) -> None:
+        log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
+        self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:
         """Drop what is queued and close in the background; a stuck peer cannot block this."""
@@ -100,6 +130,9 @@ class Connection:
             while queue:
                 payload = queue.popleft()
                 self._queued_bytes -= _size(payload)
+                if self._room is not None and not self._half_full():
+                    self._room.set()
+                    self._room = None
                 await self.socket.send_text(payload)
         except asyncio.CancelledError:
             raise
@@ -128,6 +161,11 @@ class Connection:
     def _drop_queue(self) -> None:
         self._queue = None
         self._queued_bytes = 0
+        self.held = None
+        if self._room is not None:
+            # A paced sender waiting for room wakes up to find the socket closing.
+            self._room.set()
+            self._room = None
 
 
 def _size(payload: str) -> int:

@@ -18,6 +18,7 @@ from chat_core.events import (
     ConnectionRef,
     ErrorFrame,
     HeartbeatAck,
+    ReplayDone,
     utcnow,
 )
 from chat_core.ids import new_id
@@ -25,6 +26,7 @@ from ws_edge.edge import Edge
 from ws_edge.flow import FrameGate, Verdict
 from ws_edge.frames import BadFrame, decode_client_frame
 from ws_edge.registry import Connection
+from ws_edge.resume import presence_snapshot, release_held, replay
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +64,14 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
         await socket.close(refusal.close_code, refusal.reason)
         return
 
+    # Live deliveries are held until the snapshot and any replay are out (resume.py).
     connection = Connection(
         user_id=user_id,
         connection_id=new_id(),
         socket=socket,
         outbound=edge.outbound,
         gate=FrameGate(edge.frame_policy, time.monotonic()),
+        held=[],
     )
     # Each socket runs in its own task, so this context belongs to this connection alone.
     structlog.contextvars.bind_contextvars(user_id=user_id, connection_id=connection.connection_id)
@@ -76,6 +80,7 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
         opened = ConnectionOpened(**_ref(edge, connection).model_dump(), at=utcnow())
         await edge.runtime.broker.publish_event(opened, opened.event)
         log.info("connected")
+        await _catch_up(edge, connection, socket.query_params.get("since"))
         await _receive_frames(edge, connection)
     finally:
         connection.discard()
@@ -87,6 +92,20 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
             # Presence still expires it: by idle timeout, or with this edge if it dies.
             log.warning("conn.closed not published", exc_info=True)
         log.info("disconnected")
+
+
+async def _catch_up(edge: Edge, connection: Connection, since: str | None) -> None:
+    replayed: set[str] = set()
+    try:
+        await presence_snapshot(edge, connection)
+        if since is not None:
+            replayed = await replay(edge, connection, since)
+    except Exception:
+        # The socket still goes live; a client that asked to resume pages /sync instead.
+        log.warning("snapshot or replay failed", exc_info=True)
+        if since is not None:
+            await connection.send(ReplayDone(truncated=True, next_since=since).to_text())
+    await release_held(connection, replayed)
 
 
 def _ref(edge: Edge, connection: Connection) -> ConnectionRef:

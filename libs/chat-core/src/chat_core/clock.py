@@ -1,3 +1,5 @@
+"""Time as the store keeps it."""
+
 from datetime import datetime
 
 

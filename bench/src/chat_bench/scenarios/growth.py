@@ -1,0 +1,262 @@
+"""growth: does a user's cost stay flat while other users' data grows?
+
+One user with `conversations` small conversations and one long conversation of
+`long_messages` messages is measured over the public API (chat list, history pages at both
+ends, an afterSeq page, a send, a read receipt, /sync, a WebSocket resume of `resume_gap`
+missed messages). Then `seed` messages of other users are written, and the same is
+measured again; each figure is printed at 0 and at N with their ratio.
+
+Seeding writes the store's documents straight to the database (timeline, messages by id,
+conversations, the users' conversation index), in the exact shape messaging writes them:
+a setup shortcut, as sending millions of messages through REST would take hours here.
+Measurements never touch the database.
+"""
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+
+from chat_bench.results import ScenarioResult
+from chat_bench.scenarios.context import Context
+from chat_bench.stats import summarize, to_ms
+from chat_bench.users import fresh_user_ids
+from chat_core.clock import to_milliseconds
+from chat_core.contacts import ConversationIndex
+from chat_core.db import Database
+from chat_core.db import connect as mongo_connect
+from chat_core.events import utcnow
+from chat_core.ids import new_id
+from chat_core.store.conversations import Conversation
+from chat_core.store.messages import Message
+
+_BATCH = 1000
+
+
+def random_user(rng: random.Random) -> str:
+    (user_id,) = fresh_user_ids(1, rng)
+    return user_id
+
+
+@dataclass(frozen=True)
+class GrowthOptions:
+    seed: int = 200_000
+    long_messages: int = 100_000
+    conversations: int = 50
+    # Other users' messages go into conversations of this many messages each.
+    seed_conversation_size: int = 200
+    resume_gap: int = 100
+    repeats: int = 20
+
+
+SMOKE = GrowthOptions(
+    seed=2_000,
+    long_messages=300,
+    conversations=5,
+    seed_conversation_size=100,
+    resume_gap=10,
+    repeats=3,
+)
+
+
+def _message(cid: str, seq: int, sender: str, at_offset: float) -> Message:
+    return Message(
+        message_id=new_id(),
+        conversation_id=cid,
+        seq=seq,
+        sender_id=sender,
+        content=f"seeded {seq}",
+        message_type="text",
+        created_at=to_milliseconds(utcnow() - timedelta(seconds=at_offset)),
+    )
+
+
+async def _seed_conversation(
+    db: Database, participants: tuple[str, ...], count: int, name: str | None = None
+) -> Conversation:
+    """A conversation of `count` messages in the store's own shape, bulk-inserted."""
+    cid = new_id()
+    last: Message | None = None
+    for start in range(1, count + 1, _BATCH):
+        batch = [
+            _message(cid, seq, participants[seq % len(participants)], count - seq + 3600)
+            for seq in range(start, min(start + _BATCH, count + 1))
+        ]
+        await db.timeline.insert_many([m.timeline_document() for m in batch], ordered=False)
+        await db.messages.insert_many([m.to_document() for m in batch], ordered=False)
+        last = batch[-1]
+    conversation = Conversation(
+        cid,
+        participants,
+        name,
+        to_milliseconds(utcnow() - timedelta(days=1)),
+        last_seq=count,
+        last_message=last,
+    )
+    await db.conversations.insert_one(conversation.to_document())
+    await ConversationIndex(db).record(cid, participants)
+    return conversation
+
+
+async def _timed(repeats: int, call: Callable[[], Awaitable[object]]) -> float | None:
+    """The median milliseconds of `repeats` calls (after one unmeasured warm-up)."""
+    await call()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    summary = summarize(samples)
+    return to_ms(summary.p50) if summary else None
+
+
+class _User:
+    def __init__(self, ctx: Context, http: httpx.AsyncClient, user_id: str, peer: str) -> None:
+        self.ctx = ctx
+        self.http = http
+        self.user_id = user_id
+        self.peer = peer
+
+    def _auth(self, user_id: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user_id or self.user_id}"}
+
+    async def get(self, path: str, **params: str | int) -> dict[str, object]:
+        response = await self.http.get(path, params=params, headers=self._auth())
+        response.raise_for_status()
+        body: dict[str, object] = orjson.loads(response.content)
+        return body
+
+    async def send(self, cid: str, sender: str | None = None) -> dict[str, object]:
+        response = await self.http.post(
+            f"/conversations/{cid}/messages",
+            content=orjson.dumps({"content": "measured", "messageType": "text"}),
+            headers={**self._auth(sender), "Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+        body: dict[str, object] = orjson.loads(response.content)
+        return body
+
+    def ws_url(self, since: str | None = None) -> str:
+        url = f"{self.ctx.endpoints.edge_ws}/ws/{self.user_id}?token={quote(self.user_id)}"
+        return url + (f"&since={quote(since)}" if since else "")
+
+
+async def _measure(
+    user: _User, long: Conversation, repeats: int, gap: int
+) -> dict[str, float | None]:
+    cid = long.conversation_id
+    path = f"/conversations/{cid}/messages"
+    oldest = await user.get(path, afterSeq=20, limit=1)
+    near_start = oldest["items"][0]["messageId"]  # type: ignore[index]
+    figures: dict[str, float | None] = {
+        "chat_list_ms": await _timed(repeats, lambda: user.get("/conversations", limit=50)),
+        "history_newest_ms": await _timed(repeats, lambda: user.get(path, limit=20)),
+        "history_oldest_ms": await _timed(
+            repeats, lambda: user.get(path, limit=20, before=near_start)
+        ),
+        "after_seq_page_ms": await _timed(
+            repeats, lambda: user.get(path, afterSeq=long.last_seq // 2, limit=20)
+        ),
+        "send_ms": await _timed(repeats, lambda: user.send(cid)),
+    }
+    seen = await user.send(cid, user.peer)
+    figures["sync_ms"] = await _timed(
+        repeats, lambda: user.get("/sync", since=str(seen["messageId"]))
+    )
+    figures["read_receipt_ms"] = await _receipt(user, cid, str(seen["messageId"]), repeats)
+    figures["resume_ms"] = await _resume(user, cid, str(seen["messageId"]), gap)
+    return figures
+
+
+async def _receipt(user: _User, cid: str, message_id: str, repeats: int) -> float | None:
+    """From a phone's message_read to the laptop's copy of the receipt (one round trip
+    through the edge, the broker, messaging's read-state write, and back)."""
+    async with (
+        connect(user.ws_url(), compression=None) as phone,
+        connect(user.ws_url(), compression=None) as laptop,
+    ):
+        for sock in (phone, laptop):
+            await sock.send('{"event":"heartbeat"}')
+            while orjson.loads(await sock.recv()).get("event") != "heartbeat_ack":
+                pass
+        frame = orjson.dumps(
+            {"event": "message_read", "conversationId": cid, "messageId": message_id}
+        ).decode()
+
+        async def once() -> None:
+            await phone.send(frame)
+            while orjson.loads(await laptop.recv()).get("event") != "message_read":
+                pass
+
+        return await _timed(repeats, once)
+
+
+async def _resume(user: _User, cid: str, seen: str, gap: int) -> float | None:
+    """A socket resuming after `gap` missed messages: connect to `replay_done`."""
+    for _ in range(gap):
+        await user.send(cid, user.peer)
+    started = time.perf_counter()
+    async with connect(user.ws_url(since=seen), compression=None, max_size=None) as sock:
+        replayed = 0
+        while True:
+            event = orjson.loads(await sock.recv())
+            if event.get("event") == "new_message":
+                replayed += 1
+            elif event.get("event") == "replay_done":
+                break
+    elapsed = time.perf_counter() - started
+    if replayed < gap:
+        raise RuntimeError(f"resume replayed {replayed} of {gap} missed messages")
+    return to_ms(elapsed)
+
+
+async def run(ctx: Context, options: GrowthOptions) -> ScenarioResult:
+    result = ScenarioResult("growth", asdict(options))
+    mongo = mongo_connect(ctx.mongo_url)
+    db = mongo[ctx.endpoints.mongo_db]
+    user_id, peer = random_user(ctx.rng), random_user(ctx.rng)
+    try:
+        ctx.progress.say(
+            f"seeding the user's {options.conversations} conversations and one of "
+            f"{options.long_messages} messages"
+        )
+        for _ in range(options.conversations):
+            await _seed_conversation(db, (user_id, random_user(ctx.rng)), 5)
+        long = await _seed_conversation(db, (user_id, peer), options.long_messages, "long")
+        async with httpx.AsyncClient(
+            base_url=ctx.endpoints.messaging, trust_env=False, timeout=60
+        ) as http:
+            user = _User(ctx, http, user_id, peer)
+            before = await _measure(user, long, options.repeats, options.resume_gap)
+            ctx.progress.say(f"at 0: {before}")
+            started = time.monotonic()
+            seeded = 0
+            while seeded < options.seed:
+                size = min(options.seed_conversation_size, options.seed - seeded)
+                others = (random_user(ctx.rng), random_user(ctx.rng))
+                await _seed_conversation(db, others, size)
+                seeded += size
+                if seeded % 20_000 < size:
+                    ctx.progress.say(f"seeded {seeded} of {options.seed} messages")
+            ctx.progress.say(f"seeded {seeded} messages in {time.monotonic() - started:.0f}s")
+            after = await _measure(user, long, options.repeats, options.resume_gap)
+    finally:
+        await mongo.close()
+    for name, value in before.items():
+        grown = after[name]
+        result.figures[f"{name}_at_0"] = value
+        result.figures[f"{name}_at_n"] = grown
+        result.figures[f"{name}_ratio"] = (
+            round(grown / value, 2) if value and grown is not None else None
+        )
+    result.figures["seeded_messages"] = options.seed
+    result.notes.append(
+        "targets: every ratio <= 1.2; chat list <= 50 ms; history <= 10 ms; resume of 100 <= 100 ms"
+    )
+    return result

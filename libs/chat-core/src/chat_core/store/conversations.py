@@ -1,0 +1,114 @@
+"""Conversations: who is in them (fixed at creation) and where their timeline ends.
+
+`conversations`, `_id` = conversation id. `lastSeq`, `lastMessage` and `lastActivityAt` are
+kept by each send so a chat list is one lookup per conversation. They are a hint that may
+lag (a send in flight, or one that died before this write): readers confirm `lastSeq` with
+one timeline lookup past it (Messages.last_seq).
+"""
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from chat_core.contacts import ConversationIndex
+from chat_core.db import Collection, Database, Document
+from chat_core.keyed_lock import KeyedLock
+from chat_core.store.messages import Message, Messages
+
+_CONCURRENT_LOOKUPS = 32
+
+
+@dataclass(frozen=True)
+class Conversation:
+    conversation_id: str
+    participant_ids: tuple[str, ...]
+    name: str | None
+    created_at: datetime
+    last_seq: int = 0
+    last_message: Message | None = None
+
+    @property
+    def last_activity_at(self) -> datetime:
+        return self.last_message.created_at if self.last_message else self.created_at
+
+    def to_document(self) -> Document:
+        return {
+            "_id": self.conversation_id,
+            "participantIds": list(self.participant_ids),
+            "name": self.name,
+            "createdAt": self.created_at,
+            "lastSeq": self.last_seq,
+            "lastMessage": self.last_message.to_document() if self.last_message else None,
+            "lastActivityAt": self.last_activity_at,
+        }
+
+    @classmethod
+    def from_document(cls, doc: Document) -> "Conversation":
+        last = doc.get("lastMessage")
+        return cls(
+            conversation_id=doc["_id"],
+            participant_ids=tuple(doc["participantIds"]),
+            name=doc.get("name"),
+            created_at=doc["createdAt"],
+            last_seq=doc.get("lastSeq", 0),
+            last_message=Message.from_document(last) if last else None,
+        )
+
+
+class Conversations:
+    def __init__(self, db: Database) -> None:
+        self._collection: Collection = db.conversations
+        self.index = ConversationIndex(db)
+        self._advances = KeyedLock()
+        self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
+
+    async def insert(self, conversation: Conversation) -> None:
+        """Raises DuplicateKeyError when the id exists (the one-to-one of a known pair)."""
+        await self._collection.insert_one(conversation.to_document())
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        """One `_id` lookup."""
+        async with self._gate:
+            doc = await self._collection.find_one({"_id": conversation_id})
+        return Conversation.from_document(doc) if doc else None
+
+    async def of_user(self, user_id: str) -> list[Conversation]:
+        """One lookup for the user's index, then one per conversation (concurrent)."""
+        ids = await self.index.conversations_of(user_id)
+        found = await asyncio.gather(*(self.get(conversation_id) for conversation_id in ids))
+        return [conversation for conversation in found if conversation is not None]
+
+    async def advance(self, message: Message) -> None:
+        """Record `message` as the conversation's last unless a later one already is.
+
+        Serialised per conversation in this process; across processes the read-then-write
+        may let an older message land last, which readers repair with Messages.last_seq.
+        """
+        async with self._advances(message.conversation_id):
+            doc = await self._collection.find_one({"_id": message.conversation_id}, {"lastSeq": 1})
+            if doc is None or doc.get("lastSeq", 0) >= message.seq:
+                return
+            await self._collection.update_one(
+                {"_id": message.conversation_id},
+                {
+                    "$set": {
+                        "lastSeq": message.seq,
+                        "lastMessage": message.to_document(),
+                        "lastActivityAt": message.created_at,
+                    }
+                },
+            )
+
+    async def confirmed(self, conversation: Conversation, messages: Messages) -> Conversation:
+        """The conversation with `last_seq` and `last_message` confirmed against the timeline:
+        one lookup when the hint is current, a few more when a send is in flight."""
+        last_seq = await messages.last_seq(conversation.conversation_id, conversation.last_seq)
+        if last_seq == conversation.last_seq:
+            return conversation
+        last = conversation.last_message
+        for seq in range(last_seq, conversation.last_seq, -1):
+            entry = await messages.at(conversation.conversation_id, seq)
+            if isinstance(entry, Message):
+                last = entry
+                break
+        return replace(conversation, last_seq=last_seq, last_message=last)

@@ -1,0 +1,111 @@
+"""How far each member has read a conversation, by seq; unread counts and readBy follow.
+
+One document per member and conversation (`_id` = "<conversationId>|<userId>") with the
+highest seq read (and that message's id). Reading message N means reading everything up to
+N, and a position only moves forward. Unread = the conversation's last seq - the read seq.
+"""
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from chat_core.db import Collection, Database, Document, DocumentWrites
+from chat_core.keyed_lock import KeyedLock
+
+_CONCURRENT_LOOKUPS = 32
+
+
+@dataclass(frozen=True)
+class ReadPosition:
+    user_id: str
+    read_seq: int
+    last_read_message_id: str
+    read_at: datetime
+
+
+def read_by(
+    seq: int, sender_id: str, participants: Sequence[str], positions: dict[str, ReadPosition]
+) -> list[ReadPosition]:
+    """Members other than the sender whose read position is at or past `seq`.
+
+    A member's `readAt` is when their position last moved, which may be later than the
+    moment they first saw this particular message.
+    """
+    return [
+        position
+        for user_id in participants
+        if user_id != sender_id
+        and (position := positions.get(user_id)) is not None
+        and position.read_seq >= seq
+    ]
+
+
+def unread(last_seq: int, position: ReadPosition | None) -> int:
+    return max(0, last_seq - (position.read_seq if position else 0))
+
+
+def key(conversation_id: str, user_id: str) -> str:
+    return f"{conversation_id}|{user_id}"
+
+
+def _position(doc: Document) -> ReadPosition:
+    return ReadPosition(
+        doc["userId"], doc.get("readSeq", 0), doc.get("lastReadMessageId", ""), doc["readAt"]
+    )
+
+
+class ReadStates:
+    def __init__(self, db: Database) -> None:
+        self._collection: Collection = db.read_state
+        self._writes = DocumentWrites(db.read_state)
+        # FerretDB updates are read-then-write: two receipts of one member racing in this
+        # process could let the older one land last. Serialised per document.
+        self._turns = KeyedLock()
+        self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
+
+    async def advance(
+        self, conversation_id: str, user_id: str, seq: int, message_id: str, now: datetime
+    ) -> bool:
+        """Move the member's position to `seq` unless it is already there or past it: one
+        `_id` read and one write. Returns whether it moved."""
+        doc_id = key(conversation_id, user_id)
+        update = {
+            "$set": {
+                "conversationId": conversation_id,
+                "userId": user_id,
+                "readSeq": seq,
+                "lastReadMessageId": message_id,
+                "readAt": now,
+            }
+        }
+        async with self._turns(doc_id):
+            return await self._writes.update_if(
+                doc_id,
+                {"readSeq": {"$lt": seq}},
+                lambda doc: doc.get("readSeq", 0) < seq,
+                update,
+                upsert=True,
+            )
+
+    async def get(self, conversation_id: str, user_id: str) -> ReadPosition | None:
+        """One `_id` lookup."""
+        async with self._gate:
+            doc = await self._collection.find_one({"_id": key(conversation_id, user_id)})
+        return _position(doc) if doc else None
+
+    async def of_members(
+        self, conversation_id: str, user_ids: Iterable[str]
+    ) -> dict[str, ReadPosition]:
+        """One `_id` lookup per member, concurrent."""
+        users = list(user_ids)
+        found = await asyncio.gather(*(self.get(conversation_id, user) for user in users))
+        return {user: position for user, position in zip(users, found, strict=True) if position}
+
+    async def of_user(
+        self, user_id: str, conversation_ids: Iterable[str]
+    ) -> dict[str, ReadPosition]:
+        """The user's position in each conversation that has one: one lookup each."""
+        ids = list(conversation_ids)
+        found = await asyncio.gather(*(self.get(cid, user_id) for cid in ids))
+        return {cid: position for cid, position in zip(ids, found, strict=True) if position}

@@ -1,0 +1,51 @@
+"""Which shape of data a database holds, so a service never runs on data it misreads.
+
+`meta`, `_id` "schema": {version}. Version 2 is the seq-ordered store (timeline, messages by
+id, read positions by seq). An empty database is stamped current at start; one written by
+version 1 (no stamp, but conversations) must be migrated first: `chat-admin migrate`.
+"""
+
+from chat_core.db import Database
+from chat_core.events import utcnow
+
+CURRENT_VERSION = 2
+_SCHEMA = "schema"
+
+
+class SchemaMismatch(RuntimeError):
+    pass
+
+
+async def stored_version(db: Database) -> int | None:
+    """The stamped version; 1 for an unstamped database with data; None when empty."""
+    doc = await db.meta.find_one({"_id": _SCHEMA})
+    if doc is not None:
+        version: int = doc["version"]
+        return version
+    if await db.conversations.find_one({}, {"_id": 1}) is not None:
+        return 1
+    return None
+
+
+async def stamp(db: Database, version: int = CURRENT_VERSION) -> None:
+    await db.meta.update_one(
+        {"_id": _SCHEMA}, {"$set": {"version": version, "stampedAt": utcnow()}}, upsert=True
+    )
+
+
+async def ensure_current(db: Database) -> None:
+    """Stamp an empty database; refuse one in another shape, saying what to do."""
+    version = await stored_version(db)
+    if version is None:
+        await stamp(db)
+    elif version < CURRENT_VERSION:
+        raise SchemaMismatch(
+            f"database {db.name!r} holds data of store version {version}; this release needs "
+            f"version {CURRENT_VERSION}: run `uv run chat-admin migrate` first "
+            "(docs/message-store.md, 'Upgrading')"
+        )
+    elif version > CURRENT_VERSION:
+        raise SchemaMismatch(
+            f"database {db.name!r} was written by a newer release (store version {version}); "
+            f"this one understands version {CURRENT_VERSION}"
+        )

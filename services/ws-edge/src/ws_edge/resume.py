@@ -1,0 +1,96 @@
+"""What a socket gets right after admission, before live events: a presence snapshot, and,
+when it asked to resume (`?since=`), every message it may have missed, then `replay_done`.
+
+Live deliveries that arrive meanwhile are held on the connection and sent afterwards, minus
+the messages the replay already carried, so across the switch nothing is missed and nothing
+is sent twice on this socket.
+"""
+
+import asyncio
+
+import structlog
+
+from chat_core.contacts import ConversationIndex
+from chat_core.events import ErrorFrame, NewMessage, ReplayDone, UserStatusChange, utcnow
+from chat_core.store.conversations import Conversations
+from chat_core.store.messages import Messages, new_message_frame
+from chat_core.store.sync import BadCursor, SyncCursor, resolve, sync
+from ws_edge.edge import Edge
+from ws_edge.registry import Connection
+
+log = structlog.get_logger(__name__)
+
+_REPLAY_PAGE = 200
+
+
+async def presence_snapshot(edge: Edge, connection: Connection) -> int:
+    """One `user_status_change` per contact who is not offline (at most the configured cap):
+    one lookup for the contacts and one per contact, concurrent. Returns how many were sent."""
+    db = edge.runtime.db
+    contacts = sorted(await ConversationIndex(db).contacts_of(connection.user_id))
+    contacts = contacts[: edge.settings.snapshot_max_contacts]
+    docs = await asyncio.gather(
+        *(db.presence.find_one({"_id": c}, {"effective": 1}) for c in contacts)
+    )
+    sent = 0
+    for user_id, doc in zip(contacts, docs, strict=True):
+        status = (doc or {}).get("effective", "offline")
+        if status != "offline":
+            frame = UserStatusChange(user_id=user_id, status=status)
+            await connection.send_paced(frame.to_text())
+            sent += 1
+    return sent
+
+
+async def replay(edge: Edge, connection: Connection, since: str) -> set[str]:
+    """Send every message `/sync?since=` would return (up to the replay bound), then
+    `replay_done`. Returns the ids sent."""
+    db = edge.runtime.db
+    messages = Messages(db)
+    conversations = Conversations(db)
+    sent: set[str] = set()
+    started = utcnow()
+    try:
+        cursor: SyncCursor | None = await resolve(since, messages)
+    except BadCursor as error:
+        await connection.send_paced(ErrorFrame(message=f"since: {error}").to_text())
+        await connection.send_paced(ReplayDone(truncated=True, next_since=since).to_text())
+        return sent
+    bound = edge.settings.replay_max_messages
+    truncated = False
+    while True:
+        page = await sync(
+            connection.user_id,
+            cursor,
+            conversations=conversations,
+            messages=messages,
+            limit=min(_REPLAY_PAGE, bound - len(sent)),
+            now=started,
+        )
+        for message in page.messages:
+            # Awaiting each write is the back-pressure: a slow socket slows its own replay.
+            await connection.send_paced(new_message_frame(message).to_text())
+            sent.add(message.message_id)
+        cursor = page.next
+        if not page.has_more:
+            break
+        if len(sent) >= bound:
+            truncated = True
+            break
+    await connection.send_paced(
+        ReplayDone(truncated=truncated, next_since=cursor.encode()).to_text()
+    )
+    log.info("replayed", messages=len(sent), truncated=truncated)
+    return sent
+
+
+async def release_held(connection: Connection, replayed: set[str]) -> None:
+    """Send what arrived during the snapshot and replay, then go live."""
+    held = connection.held
+    while held:
+        frame, payload = held.pop(0)
+        if isinstance(frame, NewMessage) and frame.message_id in replayed:
+            continue
+        await connection.send_paced(payload)
+    # No await since the last check: nothing can slip in between.
+    connection.held = None
