@@ -341,9 +341,9 @@ async def test_a_slow_consumer_is_closed_with_3008_and_holds_up_nobody(
 
         # The client reads again (within CLOSE_TIMEOUT_SECONDS): what was already written,
         # then the 3008 close.
-        code, frames = await stuck.read_until_closed()
-        assert code == 3008
-        assert frames < STUCK_TRAFFIC_FRAMES
+        back = await stuck.read_until_closed()
+        assert back.code == 3008
+        assert back.frames < STUCK_TRAFFIC_FRAMES
 
         await flooding
         rss_after = await edge_rss(strict_edge)
@@ -364,8 +364,9 @@ async def test_a_consumer_that_never_reads_again_is_dropped(
         # The close frame cannot be written to a peer that reads nothing: after
         # CLOSE_TIMEOUT_SECONDS the edge drops the connection instead.
         await wait_for_log(strict_edge, "peer did not take the close frame", after=marker)
-        code, _frames = await stuck.read_until_closed()
-        assert code is None
+        back = await stuck.read_until_closed()
+        assert back.closed
+        assert back.code is None
 
 
 # --- devices per user, across edges -----------------------------------------------------

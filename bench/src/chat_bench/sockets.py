@@ -4,6 +4,7 @@ on arrival (monotonic clock) and hands it to the scenario."""
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import socket
 import time
 from collections.abc import Callable
@@ -157,29 +158,43 @@ class StuckSocket:
             if chunk:
                 self._writer.write(chunk)
 
-    async def read_until_closed(self, within: float = 30.0) -> tuple[int | None, int]:
-        """Start reading again: the close code the edge sent (None if it dropped the socket
-        without one) and how many text frames came before it."""
+    async def read_until_closed(self, within: float = 30.0) -> "ReadBack":
+        """Start reading again, as a live client would (answering pings), until the edge
+        closes the socket or `within` seconds pass."""
         assert self._reader is not None
         frames = 0
-        async with asyncio.timeout(within):
-            while True:
-                try:
-                    data = await self._reader.read(65536)
-                except ConnectionError:
-                    data = b""
-                if data:
-                    self.protocol.receive_data(data)
-                else:
-                    self.protocol.receive_eof()
-                # Pongs and the closing handshake, as a live client would answer.
-                with contextlib.suppress(ConnectionError):
-                    self._flush()
-                frames += sum(
-                    isinstance(e, WsFrame) and e.opcode is Opcode.TEXT
-                    for e in self.protocol.events_received()
-                )
-                if self.protocol.close_rcvd is not None:
-                    return self.protocol.close_rcvd.code, frames
-                if not data:
-                    return None, frames
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    try:
+                        data = await self._reader.read(65536)
+                    except ConnectionError:
+                        data = b""
+                    if data:
+                        self.protocol.receive_data(data)
+                    else:
+                        self.protocol.receive_eof()
+                    # Pongs and the closing handshake.
+                    with contextlib.suppress(ConnectionError):
+                        self._flush()
+                    frames += sum(
+                        isinstance(e, WsFrame) and e.opcode is Opcode.TEXT
+                        for e in self.protocol.events_received()
+                    )
+                    if self.protocol.close_rcvd is not None:
+                        return ReadBack(frames, closed=True, code=self.protocol.close_rcvd.code)
+                    if not data:
+                        return ReadBack(frames, closed=True, code=None)
+        except TimeoutError:
+            return ReadBack(frames, closed=False, code=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadBack:
+    """What a stuck socket found once it read again."""
+
+    frames: int
+    # Whether the edge ended the connection; `code` is None when it dropped it without a
+    # close frame (a peer that would not even take that).
+    closed: bool
+    code: int | None

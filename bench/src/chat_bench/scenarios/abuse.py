@@ -45,6 +45,8 @@ EDGE_LIMITS = {
 SENDERS = 20
 SEND_CONCURRENCY = 40
 SEND_ATTEMPTS = 3
+# Once it reads again, how long the stuck socket waits to see whether the edge closes it.
+STUCK_READ_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,19 @@ class AbuseOptions:
     # Sent to a socket that stopped reading, as messages of `message_chars` characters.
     stuck_megabytes: float = 5.0
     message_chars: int = 3500
+    # 1: the flooder runs in a process of its own (started before anything is measured); in
+    # the bystander's event loop its sends would delay the very acks being timed. 0: in this
+    # process (smoke runs, where only correctness counts).
+    flooder_process: int = 1
 
 
 SMOKE = AbuseOptions(
-    baseline=0.5, flood_rate=500, flood_seconds=1.0, stuck_megabytes=0.2, message_chars=2000
+    baseline=0.5,
+    flood_rate=500,
+    flood_seconds=1.0,
+    stuck_megabytes=0.2,
+    message_chars=2000,
+    flooder_process=0,
 )
 
 
@@ -91,9 +102,11 @@ class FloodOutcome:
 
 
 def flood_in_process(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
-    """The flooder runs in a process of its own: in the bystander's event loop, its sends
-    would delay the very acks being timed."""
     return uvloop.run(_flood(edge_ws, user_id, options))
+
+
+def _started() -> bool:
+    return True
 
 
 async def _flood(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
@@ -147,10 +160,12 @@ async def _fill_stuck_socket(
     ctx: Context, stuck_user: str, options: AbuseOptions, result: ScenarioResult
 ) -> None:
     messages = max(1, round(options.stuck_megabytes * 1_000_000 / options.message_chars))
-    senders = fresh_user_ids(SENDERS, ctx.rng)
+    senders = fresh_user_ids(min(SENDERS, messages), ctx.rng)
     rest = RestClient(ctx.endpoints.messaging, max_connections=SEND_CONCURRENCY)
     try:
-        conversations = [await rest.create_conversation(s, [stuck_user]) for s in senders]
+        conversations = await asyncio.gather(
+            *(rest.create_conversation(s, [stuck_user]) for s in senders)
+        )
         async with StuckSocket(ctx.endpoints.edge_ws, stuck_user) as stuck:
             await asyncio.sleep(0.5)  # admitted and bound before the first message
             before = await _edge_stats(ctx)
@@ -158,7 +173,7 @@ async def _fill_stuck_socket(
             refused: list[int] = []
 
             async def send(index: int) -> None:
-                sender = index % SENDERS
+                sender = index % len(senders)
                 content = f"{ctx.run_tag}-{index}-".ljust(options.message_chars, "x")
                 status = 0
                 async with slots:
@@ -186,22 +201,26 @@ async def _fill_stuck_socket(
             await asyncio.gather(*(send(i) for i in range(messages)))
             await asyncio.sleep(1.0)  # the last deliveries reach the edge
             after = await _edge_stats(ctx)
-            code, frames_read = await stuck.read_until_closed(within=30)
+            bound = after.get("limits", {}).get("outboundMaxBytes", 0)
+            # It reads again: what was written before the edge gave up on it, and the close
+            # (none is expected when less than the bound was sent).
+            overflowing = messages * options.message_chars > bound
+            back = await stuck.read_until_closed(within=STUCK_READ_SECONDS if overflowing else 1)
     finally:
         await rest.close()
-    limits = after.get("limits", {})
     growth = (after["rssBytes"] - before["rssBytes"]) / MIB
     result.figures.update(
         {
             "stuck_sent_messages": messages,
             "stuck_sent_mib": round(messages * options.message_chars / MIB, 2),
             "stuck_refused_sends": len(refused),
-            "stuck_outbound_bound_mib": round(limits.get("outboundMaxBytes", 0) / MIB, 2),
+            "stuck_outbound_bound_mib": round(bound / MIB, 2),
             "edge_rss_before_mib": round(before["rssBytes"] / MIB, 1),
             "edge_rss_after_mib": round(after["rssBytes"] / MIB, 1),
             "edge_rss_growth_mib": round(growth, 2),
-            "stuck_frames_read_after": frames_read,
-            "stuck_close_code": code,
+            "stuck_frames_read_after": back.frames,
+            "stuck_closed_by_edge": back.closed,
+            "stuck_close_code": back.code,
         }
     )
     if refused:
@@ -211,17 +230,27 @@ async def _fill_stuck_socket(
 async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
     result = ScenarioResult("abuse", asdict(options))
     bystander_user, flooder_user, stuck_user = fresh_user_ids(3, ctx.rng)
+    loop = asyncio.get_running_loop()
+    flooder: ProcessPoolExecutor | None = None
+    if options.flooder_process:
+        flooder = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        await loop.run_in_executor(flooder, _started)
     bystander = BenchSocket(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
     await bystander.open(open_timeout=10)
-    flooder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     stats = await _edge_stats(ctx)
     result.figures["edge_limits"] = orjson.dumps(stats.get("limits", {})).decode()
     ctx.progress.say(f"edge limits: {stats.get('limits')}")
     try:
         ctx.progress.say(f"bystander heartbeats for {options.baseline:g}s before the flood")
         before = await _beat_for(bystander, options.baseline, options.beat_interval)
-        flooding = asyncio.get_running_loop().run_in_executor(
-            flooder, flood_in_process, ctx.endpoints.edge_ws, flooder_user, options
+        flooding: asyncio.Future[FloodOutcome] = (
+            loop.run_in_executor(
+                flooder, flood_in_process, ctx.endpoints.edge_ws, flooder_user, options
+            )
+            if flooder is not None
+            else asyncio.ensure_future(_flood(ctx.endpoints.edge_ws, flooder_user, options))
         )
         ctx.progress.say(
             f"flood: {options.flood_rate:g} frames/s for up to {options.flood_seconds:g}s"
@@ -233,7 +262,8 @@ async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
         flood = await flooding
     finally:
         await bystander.close()
-        flooder.shutdown(cancel_futures=True)
+        if flooder is not None:
+            flooder.shutdown(cancel_futures=True)
 
     result.figures.update(latency_figures("bystander_before", before))
     result.figures.update(latency_figures("bystander_during", during))
