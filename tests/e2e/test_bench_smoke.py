@@ -17,7 +17,7 @@ import pytest
 from tests.support.stack import ServiceProcess, Stack
 
 BIN = Path(sys.executable).parent
-SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "growth", "abuse")
+SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "overload", "growth", "abuse")
 # Inside the fixture's budget below, which also pays for starting the session stack.
 SMOKE_TIMEOUT = 90
 
@@ -159,6 +159,21 @@ def test_growth_measures_every_figure_before_and_after_seeding(smoke: SmokeRun) 
         assert growth[f"{name}_at_0"] > 0
         assert growth[f"{name}_at_n"] > 0
         assert growth[f"{name}_ratio"] is not None
+
+
+def test_overload_loses_no_accepted_send_and_sheds_only_with_503(smoke: SmokeRun) -> None:
+    overload = smoke.figures("overload")
+    assert overload["sent"] > 0
+    assert (overload["lost"], overload["duplicates"], overload["other_refusals"]) == (0, 0, 0)
+    assert overload["goodput_per_s"] > 0
+
+
+def test_cpu_per_operation_is_reported_per_process(smoke: SmokeRun) -> None:
+    e2e = smoke.figures("e2e")
+    assert e2e["cpu_ms_per_op_total"] > 0
+    assert e2e["cpu_ms_per_op_load_generator"] > 0
+    for role in ("ws_edge", "messaging", "presence", "broker", "database"):
+        assert f"cpu_ms_per_op_{role}" in e2e, e2e["cpu_processes"]
 
 
 def test_the_abuse_run_measures_the_bystander_and_the_stuck_socket(smoke: SmokeRun) -> None:

@@ -2,7 +2,6 @@
 
 import asyncio
 from contextlib import AsyncExitStack
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -10,31 +9,11 @@ import pytest
 
 from messaging.faults import CRASH_EXIT_STATUS
 from tests.support.clients import Event, WsClient, rest_client
+from tests.support.rest import create, send
 from tests.support.stack import ServiceProcess, Stack
 from tests.support.users import new_user
 
 pytestmark = pytest.mark.e2e
-
-Json = dict[str, Any]
-
-
-async def create(client: httpx.AsyncClient, *others: str, name: str | None = None) -> Json:
-    body: Json = {"participantIds": list(others)}
-    if name is not None:
-        body["name"] = name
-    response = await client.post("/conversations", json=body)
-    assert response.status_code in (200, 201), response.text
-    created: Json = response.json()
-    return created
-
-
-async def send(client: httpx.AsyncClient, cid: str, content: str = "hi") -> Json:
-    response = await client.post(
-        f"/conversations/{cid}/messages", json={"content": content, "messageType": "text"}
-    )
-    assert response.status_code == 201, response.text
-    sent: Json = response.json()
-    return sent
 
 
 def resume_url(edge: ServiceProcess, user_id: str, since: str) -> str:

@@ -229,6 +229,7 @@ async def test_the_relay_writes_a_message_the_request_never_got_to(world: World)
         new_id(), conversation.conversation_id, 0, alice, "half", "image", utcnow(), "k"
     )
     await world.outbox.add(message, conversation.participant_ids, utcnow())
+    world.outbox.settled(message.message_id)  # the request that wrote it died
     relayed = await world.relay(utcnow() + timedelta(seconds=1))
     assert relayed == 1
     (received,) = await world.deliveries.take(1)

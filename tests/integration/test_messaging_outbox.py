@@ -29,6 +29,8 @@ async def test_published_entries_are_not_relayed_and_go_at_the_next_flush(db: Da
     written = utcnow() - timedelta(minutes=1)
     await outbox.add(confirmed, ("+84912345678",), written)
     await outbox.add(unconfirmed, ("+84912345678",), written)
+    for entry in (confirmed, unconfirmed):
+        outbox.settled(entry.message_id)
 
     outbox.published(confirmed.message_id)
 
@@ -39,3 +41,16 @@ async def test_published_entries_are_not_relayed_and_go_at_the_next_flush(db: Da
     assert await outbox.count() == 1
     await outbox.flush()
     assert await outbox.count() == 1
+
+
+async def test_entries_of_requests_still_running_here_are_left_to_them(db: Database) -> None:
+    outbox = Outbox(db)
+    slow = message()
+    await outbox.add(slow, ("+84912345678",), utcnow() - timedelta(minutes=1))
+    assert await outbox.written_before(utcnow()) == []
+    outbox.settled(slow.message_id)
+    assert [p.message.message_id for p in await outbox.written_before(utcnow())] == [
+        slow.message_id
+    ]
+    # Another process's relay (no shared memory) sees it at once.
+    assert len(await Outbox(db).written_before(utcnow())) == 1

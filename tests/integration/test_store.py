@@ -140,6 +140,13 @@ async def test_the_conversation_keeps_its_last_message_and_never_goes_back(db: D
     # Not yet recorded on the conversation (a send in flight): confirmed from the timeline.
     confirmed = await conversations.confirmed(stored, messages)
     assert (confirmed.last_seq, confirmed.last_message) == (3, third)
+    # Another process's late write can move the hint back; reading repairs it.
+    await Conversations(db).advance(first)
+    regressed = await conversations.get(cid)
+    assert regressed is not None
+    assert regressed.last_seq == 1
+    repaired = await conversations.confirmed(regressed, Messages(db))
+    assert (repaired.last_seq, repaired.last_message) == (3, third)
 
 
 async def test_sync_from_a_cursor_returns_what_followed_in_every_conversation(
@@ -241,6 +248,8 @@ async def test_outbox_hands_out_only_entries_older_than_asked(db: Database) -> N
     young = message(new_id(), alice)
     await outbox.add(old, (alice, bob), now - timedelta(seconds=30))
     await outbox.add(young, (alice, bob), now)
+    for entry in (old, young):
+        outbox.settled(entry.message_id)
     pending = await outbox.written_before(now - timedelta(seconds=5))
     assert [(p.message, p.participant_ids) for p in pending] == [(old, (alice, bob))]
     await outbox.remove(old.message_id)

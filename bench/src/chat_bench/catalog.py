@@ -13,6 +13,7 @@ from chat_bench.scenarios import (
     e2e,
     fanout,
     growth,
+    overload,
     typing_events,
 )
 from chat_bench.scenarios.context import Context
@@ -34,6 +35,8 @@ class Scenario(Generic[OptionsT]):
     stack_env: Callable[[OptionsT], dict[str, str]]
     # Sockets this process holds at most (files beyond stdio, logs and the like).
     sockets: Callable[[OptionsT], int]
+    # The figure that counts this scenario's operations, for CPU ms per operation.
+    operations: str = "sent"
 
 
 # The abuse limits, raised for every scenario but `abuse` (which states the defaults it
@@ -71,6 +74,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         e2e.run,
         _raised_limits,
         lambda o: o.users + 200,
+        "measured_operations",
     ),
     Scenario(
         "typing",
@@ -80,6 +84,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         typing_events.run,
         _raised_limits,
         lambda o: typing_events.ring_size(o) + 100,
+        "measured_operations",
     ),
     Scenario(
         "fanout",
@@ -89,6 +94,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         fanout.run,
         _fanout_env,
         lambda o: o.members + 100,
+        "expected",
     ),
     Scenario(
         "connections",
@@ -98,6 +104,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         connections.run,
         _raised_limits,
         lambda o: o.connections + 100,
+        "connections_open",
     ),
     Scenario(
         "ceiling",
@@ -109,6 +116,16 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         lambda o: o.users + 600,
     ),
     Scenario(
+        "overload",
+        "the e2e load at ~5x capacity: goodput, shed 503s and the p99 of accepted sends",
+        overload.OverloadOptions(),
+        overload.SMOKE,
+        overload.run,
+        _raised_limits,
+        lambda o: o.users + 600,
+        "measured_operations",
+    ),
+    Scenario(
         "growth",
         "one user's reads and writes before and after N messages of other users are stored",
         growth.GrowthOptions(),
@@ -116,6 +133,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         growth.run,
         _raised_limits,
         lambda _o: 100,
+        "",
     ),
     Scenario(
         "abuse",
@@ -125,6 +143,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         abuse.run,
         abuse.stack_env,
         lambda _o: 100,
+        "",
     ),
 )
 

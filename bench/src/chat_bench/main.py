@@ -25,6 +25,7 @@ import uvloop
 
 from chat_bench import report
 from chat_bench.catalog import BY_NAME, SCENARIOS, Scenario
+from chat_bench.cpu import CpuMeter
 from chat_bench.limits import OpenFileLimit, raise_open_file_limit, shortfall
 from chat_bench.progress import Progress
 from chat_bench.results import ScenarioResult
@@ -145,6 +146,21 @@ def _plan(args: argparse.Namespace) -> list[tuple[Scenario[Any], Any]]:
     return [(s, s.smoke if smoke else s.defaults) for s in SCENARIOS]
 
 
+def _add_cpu_figures(
+    result: ScenarioResult, scenario: Scenario[Any], meter: CpuMeter, whole: CpuMeter
+) -> None:
+    """CPU ms per operation per process: over the scenario's measured window when it marks
+    one, else over the whole scenario (setup included, said in a note)."""
+    operations = result.figures.get(scenario.operations)
+    if not isinstance(operations, int) or operations <= 0:
+        return
+    if not meter.spent:
+        meter = whole
+        result.notes.append("cpu_ms_per_op covers the whole scenario, setup included")
+    result.figures.update(meter.per_operation(operations))
+    result.figures["cpu_processes"] = ", ".join(f"{r}={p}" for r, p in sorted(meter.pids.items()))
+
+
 def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
     urls = (args.edge_url, args.messaging_url, args.presence_url)
     if not any(urls):
@@ -192,6 +208,8 @@ async def _run_all(
                 stacks[scenario.name] = (
                     owned.description() if owned else {"owned": False, **endpoints.by_service()}
                 )
+                meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+                whole = CpuMeter(dict(meter.pids))
                 ctx = Context(
                     endpoints,
                     progress,
@@ -200,8 +218,11 @@ async def _run_all(
                     heartbeat_interval=args.heartbeat_interval,
                     settle_timeout=args.settle_timeout,
                     mongo_url=args.mongo_url,
+                    cpu=meter,
                 )
-                result = await scenario.run(ctx, options)
+                with whole.window():
+                    result = await scenario.run(ctx, options)
+                _add_cpu_figures(result, scenario, meter, whole)
         except Exception as error:
             # A scenario that fails (its stack would not start included) is reported, and
             # the others still run.

@@ -1,8 +1,9 @@
 """What every scenario gets: where the stack is, progress output and this run's randomness."""
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from chat_bench.cpu import CpuMeter
 from chat_bench.progress import Progress
 from chat_bench.stack import Endpoints
 
@@ -22,3 +23,5 @@ class Context:
     settle_sample: int = 3
     # Where the stack's database is: only the growth scenario's seeding writes to it.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
+    # Scenarios wrap their measured window in `cpu.window()` (chat_bench.cpu).
+    cpu: CpuMeter = field(default_factory=CpuMeter)

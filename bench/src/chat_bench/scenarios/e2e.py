@@ -37,8 +37,9 @@ async def run(ctx: Context, options: E2eOptions) -> ScenarioResult:
             load = population.load
             if options.warmup > 0:
                 await send_phase(ctx, load, "warmup", options.rate, options.warmup)
-            measured = await send_phase(ctx, load, "measure", options.rate, options.duration)
-            drained = await load.drain(options.drain_timeout)
+            with ctx.cpu.window():
+                measured = await send_phase(ctx, load, "measure", options.rate, options.duration)
+                drained = await load.drain(options.drain_timeout)
             ctx.progress.say(
                 f"{'all delivered' if drained else 'drain timed out'}; "
                 f"watching {options.duplicate_window:g}s for duplicates"
@@ -58,6 +59,8 @@ async def run(ctx: Context, options: E2eOptions) -> ScenarioResult:
             "achieved_rate_per_s": measured.achieved_rate,
             "not_offered": measured.skipped,
             "send_lag_p99_ms": to_ms(lag.p99) if lag else None,
+            # The sends of the measured window: CPU per operation divides by these.
+            "measured_operations": len(in_window),
             **counts,
             "delivered_of_sent": f"{counts['delivered']}/{counts['sent']}",
             **latency_figures("latency", (r.latency for r in in_window if r.latency is not None)),

@@ -178,10 +178,11 @@ async def run(ctx: Context, options: TypingOptions) -> ScenarioResult:
             if options.warmup > 0:
                 await send_typing(ctx, load, online, "warmup", options.rate, options.warmup, 0)
                 sent_before = load.sent["warmup"]
-            measured = await send_typing(
-                ctx, load, online, "measure", options.rate, options.duration, sent_before
-            )
-            drained = await load.drain(options.drain_timeout)
+            with ctx.cpu.window():
+                measured = await send_typing(
+                    ctx, load, online, "measure", options.rate, options.duration, sent_before
+                )
+                drained = await load.drain(options.drain_timeout)
             ctx.progress.say(
                 f"{'all delivered' if drained else 'drain timed out'}; "
                 f"watching {options.duplicate_window:g}s for duplicates"
@@ -206,6 +207,8 @@ async def run(ctx: Context, options: TypingOptions) -> ScenarioResult:
             "send_lag_p99_ms": to_ms(lag.p99) if lag else None,
             "sent": sent,
             "expected": sent,
+            # Deliveries in the measured window: CPU per operation divides by these.
+            "measured_operations": len(load.latencies.get("measure", [])),
             "delivered": delivered,
             "lost": sent - delivered,
             "duplicates": len(load.unexpected),

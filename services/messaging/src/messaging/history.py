@@ -29,10 +29,14 @@ class Reader:
     async def _last_seq(self, user_id: str, conversation_id: str) -> int:
         if await self.members.includes(conversation_id, user_id) is None:
             raise NotFound("conversation")
-        conversation = await self.conversations.get(conversation_id)
-        if conversation is None:
-            raise NotFound("conversation")
-        return await self.messages.last_seq(conversation_id, conversation.last_seq)
+        hint = self.messages.known_last_seq(conversation_id)
+        if hint is None:
+            # Not seen in this process yet: the conversation document has the hint.
+            conversation = await self.conversations.get(conversation_id)
+            if conversation is None:
+                raise NotFound("conversation")
+            hint = conversation.last_seq
+        return await self.messages.last_seq(conversation_id, hint)
 
     async def before(
         self, user_id: str, conversation_id: str, *, before: str | None, limit: int

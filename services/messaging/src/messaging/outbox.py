@@ -31,8 +31,14 @@ class Outbox:
         # sends instead of one each. A crash before the batch goes only means the relay
         # publishes them again, which at-least-once delivery allows.
         self._published: set[str] = set()
+        # Sends of this process still between their entry and their publish: under load a
+        # request can outlive the relay's minimum age, and this process's relay must not
+        # publish (and so duplicate) what its own request is about to.
+        self._in_flight: set[str] = set()
 
     async def add(self, message: Message, participant_ids: tuple[str, ...], now: datetime) -> None:
+        """Write the entry; the caller then calls `settled` when its request ends."""
+        self._in_flight.add(message.message_id)
         await self._collection.insert_one(
             {
                 "_id": message.message_id,
@@ -50,6 +56,10 @@ class Outbox:
     async def remove(self, message_id: str) -> None:
         self._published.discard(message_id)
         await self._collection.delete_one({"_id": message_id})
+
+    def settled(self, message_id: str) -> None:
+        """The request that wrote the entry is over (published, or left to the relay)."""
+        self._in_flight.discard(message_id)
 
     def published(self, message_id: str) -> None:
         """The entry's event is confirmed; the next `flush` deletes it."""
@@ -76,7 +86,11 @@ class Outbox:
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
         cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("_id", 1)
-        return [_pending(doc) async for doc in cursor if doc["_id"] not in self._published]
+        return [
+            _pending(doc)
+            async for doc in cursor
+            if doc["_id"] not in self._published and doc["_id"] not in self._in_flight
+        ]
 
     async def count(self) -> int:
         return await self._collection.count_documents({})

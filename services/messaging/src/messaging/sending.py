@@ -121,7 +121,23 @@ async def send_message(
     try:
         await store.outbox.add(message, participants, now)
     except DuplicateKeyError:
+        store.outbox.settled(message_id)
         raise SendInProgress from None
+    try:
+        return await _store_and_publish(store, message, participants, deliverer, now, faults)
+    finally:
+        store.outbox.settled(message_id)
+
+
+async def _store_and_publish(
+    store: Store,
+    message: Message,
+    participants: tuple[str, ...],
+    deliverer: Deliverer,
+    now: datetime,
+    faults: Faults,
+) -> tuple[Message, bool]:
+    message_id = message.message_id
     if utcnow() - now > CLAIM_DEADLINE:
         # Too late to take a seq under this stamp (sync's margin relies on it): the relay
         # finishes it with a fresh one.

@@ -7,6 +7,7 @@ one timeline lookup past it (Messages.last_seq).
 """
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from chat_core.keyed_lock import KeyedLock
 from chat_core.store.messages import Message, Messages
 
 _CONCURRENT_LOOKUPS = 32
+_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Conversations:
         self._collection: Collection = db.conversations
         self.index = ConversationIndex(db)
         self._advances = KeyedLock()
+        self._advanced: OrderedDict[str, int] = OrderedDict()
         self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
 
     async def insert(self, conversation: Conversation) -> None:
@@ -79,17 +82,19 @@ class Conversations:
         return [conversation for conversation in found if conversation is not None]
 
     async def advance(self, message: Message) -> None:
-        """Record `message` as the conversation's last unless a later one already is.
+        """Record `message` as the conversation's last unless a later one already is: one
+        `_id` write, no read.
 
-        Serialised per conversation in this process; across processes the read-then-write
-        may let an older message land last, which readers repair with Messages.last_seq.
+        This process remembers how far it advanced each conversation, so its own sends never
+        move the hint back. Another process may (its write landing after a later one), which
+        readers repair with one timeline lookup (`confirmed`): the hint is never trusted alone.
         """
-        async with self._advances(message.conversation_id):
-            doc = await self._collection.find_one({"_id": message.conversation_id}, {"lastSeq": 1})
-            if doc is None or doc.get("lastSeq", 0) >= message.seq:
+        cid = message.conversation_id
+        async with self._advances(cid):
+            if self._advanced.get(cid, 0) >= message.seq:
                 return
             await self._collection.update_one(
-                {"_id": message.conversation_id},
+                {"_id": cid},
                 {
                     "$set": {
                         "lastSeq": message.seq,
@@ -98,6 +103,10 @@ class Conversations:
                     }
                 },
             )
+            self._advanced[cid] = message.seq
+            self._advanced.move_to_end(cid)
+            while len(self._advanced) > _REMEMBERED:
+                self._advanced.popitem(last=False)
 
     async def confirmed(self, conversation: Conversation, messages: Messages) -> Conversation:
         """The conversation with `last_seq` and `last_message` confirmed against the timeline:
