@@ -19,7 +19,7 @@ from tests.support.stack import ServiceProcess, Stack
 BIN = Path(sys.executable).parent
 SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "overload", "growth", "abuse")
 # Inside the fixture's budget below, which also pays for starting the session stack.
-SMOKE_TIMEOUT = 90
+SMOKE_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def smoke(
     return SmokeRun(done.returncode, done.stdout, done.stderr, json.loads(lines[-1]), results_dir)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(210)
 def test_the_smoke_run_succeeds_and_every_scenario_is_correct(smoke: SmokeRun) -> None:
     problems = {
         name: result["problems"]

@@ -147,7 +147,7 @@ def fuzz_frames(seed: int, count: int) -> Iterator[str | bytes]:
 async def test_ten_thousand_random_frames_never_crash_the_edge_or_kill_the_socket(
     fuzz_edge: ServiceProcess,
 ) -> None:
-    answered = 0
+    answered = late = 0
     async with WsClient.for_user(fuzz_edge.ws_url, new_user()) as client:
         frames = fuzz_frames(SEED, FRAMES)
         for chunk_number in range(FRAMES // CHUNK):
@@ -161,6 +161,11 @@ async def test_ten_thousand_random_frames_never_crash_the_edge_or_kill_the_socke
                 event = await client.next_event(timeout=30)
                 if marker in str(event.get("message", "")):
                     break
+                if is_worker_answer(event):
+                    # A worker's answer to a valid frame (a read receipt for an unknown
+                    # conversation) comes later, through the broker: counted in the total.
+                    late += 1
+                    continue
                 answers.append(event)
             assert len(answers) <= CHUNK, (chunk_number, answers)
             assert all(e["event"] in ("error", "heartbeat_ack") for e in answers), answers
@@ -175,3 +180,8 @@ async def test_ten_thousand_random_frames_never_crash_the_edge_or_kill_the_socke
     # Nearly every frame is invalid and answered once; the valid ones not at all (typing,
     # message_read) or with an ack (heartbeat).
     assert answered >= FRAMES // 2
+    assert answered + late <= FRAMES
+
+
+def is_worker_answer(event: dict[str, Any]) -> bool:
+    return event.get("event") == "error" and " refused: " in str(event.get("message", ""))
