@@ -1,4 +1,4 @@
-"""Run the whole chat stack on this machine: ws-edge, messaging and presence.
+"""Run the whole chat stack on this machine: ws-edge, messaging, presence and the web client.
 
 Usage (from the repository root; `make run` does this after `make install infra`):
 
@@ -6,11 +6,13 @@ Usage (from the repository root; `make run` does this after `make install infra`
 
 RabbitMQ and MongoDB must already answer (`make infra`). Each service runs as a child process
 through its console script (the same program as `uv run ws-edge --port 8000`), its output lines
-prefixed with its name. Once every `/readyz` answers 200 one line "stack ready: ..." is printed.
-Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after the grace period); if a child
-dies on its own the others are stopped and the exit status is non-zero.
+prefixed with its name; the browser client (clients/web/dist, built by `make web`) is served on
+:8080 by scripts/serve_web.py, configured for these ports. Once every `/readyz` answers 200
+one line "stack ready: ..." is printed. Ctrl-C or SIGTERM stops every child (SIGTERM, then
+SIGKILL after the grace period); if a child dies on its own the others are stopped and the exit
+status is non-zero.
 
-Standard library only.
+Standard library only (serve_web.py, a separate process, uses the venv's Starlette).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import IO
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SERVICES: tuple[tuple[str, int], ...] = (("ws-edge", 8000), ("messaging", 8001), ("presence", 8002))
-COLORS = ("\033[36m", "\033[35m", "\033[33m")
+WEB_PORT = 8080  # the browser client (scripts/serve_web.py), configured for the ports above
+COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m")
 RESET = "\033[0m"
 
 _output_lock = threading.Lock()
@@ -89,6 +92,22 @@ def service_command(name: str, port: int, bin_dir: Path | None) -> list[str]:
     raise SystemExit(
         f"run_stack: no console script {script}; run `make install` (uv sync --all-packages)"
     )
+
+
+def web_command() -> list[str]:
+    ports = dict(SERVICES)
+    return [
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "serve_web.py"),
+        "--port",
+        str(WEB_PORT),
+        "--ws-url",
+        f"ws://{HOST}:{ports['ws-edge']}",
+        "--messaging-url",
+        f"http://{HOST}:{ports['messaging']}",
+        "--presence-url",
+        f"http://{HOST}:{ports['presence']}",
+    ]
 
 
 def port_in_use(port: int) -> bool:
@@ -222,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if color:
             prefix = f"{COLORS[index % len(COLORS)]}{prefix}{RESET}"
         children.append(Child(name, port, service_command(name, port, args.bin_dir), prefix))
+    children.append(Child("web", WEB_PORT, web_command(), f"{'web':<{width}}"))
 
     busy = [f"{c.name} ({c.port})" for c in children if port_in_use(c.port)]
     if busy:
@@ -271,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 emit(
                     f"stack ready: ws-edge {urls['ws-edge']} "
                     f"(ws://{HOST}:{children[0].port}/ws/{{user_id}}?token=...), "
-                    f"messaging {urls['messaging']}, presence {urls['presence']} (Ctrl-C stops)"
+                    f"messaging {urls['messaging']}, presence {urls['presence']}, "
+                    f"web client {urls['web']}/ (Ctrl-C stops)"
                 )
             elif time.monotonic() > deadline:
                 waiting = ", ".join(c.name for c in children if not c.ready)

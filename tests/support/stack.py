@@ -126,7 +126,8 @@ class Stack:
             service.stop()
 
 
-def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:
+def wait_ready(service: ServiceProcess, timeout: float = 90.0) -> None:
+    # Generous: on a 2-core machine shared with other suites a service can take 30 s to start.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:

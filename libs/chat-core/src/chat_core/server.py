@@ -18,7 +18,13 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        responses={
+            200: {"description": "Broker and database reachable."},
+            503: {"description": "Not ready: `checks` says which dependency failed."},
+        },
+    )
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ready = all(checks.values())

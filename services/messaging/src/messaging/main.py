@@ -13,6 +13,7 @@ from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
+from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
@@ -77,7 +78,9 @@ def create_app(settings: MessagingSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
     app.state.rest_limits = RestLimits(settings)
-    app.include_router(api.router, dependencies=[Depends(enforce_rest_limits)])
+    app.include_router(
+        api.router, responses=REST_ERRORS, dependencies=[Depends(enforce_rest_limits)]
+    )
     guard_rest_api(app, settings)
 
     @app.exception_handler(PyMongoError)

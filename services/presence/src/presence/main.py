@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chat_core.auth import build_authenticator
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
+from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
@@ -60,7 +61,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         return await service.readiness() if service else {"started": False}
 
     app.include_router(health_router(readiness))
-    app.include_router(router)
+    app.include_router(router, responses=REST_ERRORS)
     guard_rest_api(app, settings)
     return app
 

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from chat_core.http_errors import NOT_FOUND
 from chat_core.ids import normalize_user_id
 from presence.deps import ServiceDep, ViewerDep
 from presence.views import PresenceList, PresenceView, visible_presence
@@ -34,7 +35,7 @@ async def presence_batch(
     return PresenceList(items=items)
 
 
-@router.get("/{user_id}", response_model=PresenceView)
+@router.get("/{user_id}", response_model=PresenceView, responses=NOT_FOUND)
 async def presence_of(user_id: str, viewer: ViewerDep, service: ServiceDep) -> PresenceView:
     found = await visible_presence(
         viewer, [normalize_user_id(user_id)], service.contacts, service.presences

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from chat_core import asyncapi
 from chat_core.auth import build_authenticator
 from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
@@ -53,6 +54,10 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
         return await edge.readiness() if edge else {"started": False}
 
     app.include_router(health_router(readiness))
+
+    @app.get("/asyncapi.json", summary="The WebSocket protocol as an AsyncAPI 3.0 document")
+    async def asyncapi_document() -> JSONResponse:
+        return JSONResponse(asyncapi.document())
 
     @app.get("/stats")
     async def stats(edge: EdgeDep) -> JSONResponse:
