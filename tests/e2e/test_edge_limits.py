@@ -402,7 +402,7 @@ async def test_one_socket_too_many_closes_the_users_oldest_with_4029(
         await asyncio.gather(oldest.heartbeat(), laptop.heartbeat())
         async with WsClient.for_user(edge_a.ws_url, user) as phone:
             await phone.heartbeat()
-            code, reason = await oldest.wait_closed(timeout=10)
+            code, reason = await oldest.wait_closed(timeout=20)
             assert code == 4029
             assert reason is not None
             assert "oldest" in reason
@@ -412,6 +412,6 @@ async def test_one_socket_too_many_closes_the_users_oldest_with_4029(
             # One more again: now the laptop (on the other edge) is the oldest.
             async with WsClient.for_user(edge_b.ws_url, user) as tablet:
                 await tablet.heartbeat()
-                code, _reason = await laptop.wait_closed(timeout=10)
+                code, _reason = await laptop.wait_closed(timeout=20)
                 assert code == 4029
                 await phone.heartbeat()
