@@ -17,12 +17,13 @@ export PATH := $(PATH):$(HOME)/.local/bin$(if $(PY_SCRIPT_DIRS),:$(PY_SCRIPT_DIR
 # `make install` has already synced the environment; do not re-lock or re-sync on every run.
 UV_RUN := uv run --no-sync
 
-.PHONY: help install infra run lint test bench stop-infra clean node-deps browser contracts web
+.PHONY: help install infra run run-cluster lint test bench stop-infra clean node-deps browser contracts web
 
 help:
 	@echo "make install     uv (from PyPI) + uv sync --all-packages (--frozen when uv.lock exists)"
 	@echo "make infra       RabbitMQ on :5672 and a MongoDB server (mongod or devdb) on :27017"
 	@echo "make run         install + infra + web, then ws-edge :8000, messaging :8001, presence :8002, web :8080"
+	@echo "make run-cluster 3-node RabbitMQ cluster, 2 of each service, HAProxy on 8000-8002, web :8080"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make test        install + infra + lint, then pytest"
 	@echo "make contracts   regenerate docs/asyncapi.yaml and docs/postman/ from the schemas"
@@ -44,6 +45,10 @@ infra:
 run: install infra web
 	$(UV_RUN) chat-admin migrate
 	$(UV_RUN) python scripts/run_stack.py
+
+run-cluster: install infra web
+	$(UV_RUN) chat-admin migrate
+	$(UV_RUN) python scripts/run_cluster.py
 
 lint: install
 	$(UV_RUN) ruff check .

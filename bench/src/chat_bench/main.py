@@ -3,6 +3,9 @@
     chat-bench SCENARIO [options]     e2e | typing | fanout | connections | ceiling
     chat-bench all [--smoke]          every scenario, default (or smoke) sizes
     chat-bench smoke                  every scenario tiny: a correctness check, not a benchmark
+    chat-bench faults [options]       fault drill on its own 3-node RabbitMQ cluster (faults.py)
+    chat-bench queue-types            classic against quorum queues on AMQP_URL (events/s)
+    chat-bench bindings               user-key binds and unbinds per second on AMQP_URL
 
 Without --edge-url/--messaging-url/--presence-url it uses a stack answering on ports
 8000-8002, or starts one per scenario (RabbitMQ and MongoDB must be up: `make infra`).
@@ -237,6 +240,13 @@ async def _run_all(
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("faults", "queue-types", "bindings"):
+        # Not scenarios against a given stack: they start their own cluster or queues.
+        from chat_bench import faults
+
+        faults.main(argv[0], argv[1:])
+        return
     args = parser().parse_args(argv)
     plan = _plan(args)
     progress = Progress(interval=args.progress_interval)

@@ -3,12 +3,27 @@
 events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typing, conn.opened...)
 deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys
 dead-letter exchange      poison messages, one dead queue per consuming service
+
+Partitions (Topology.partitions > 0): the presence and messaging queues become N queues with a
+single active consumer each. Every event about a user is published with the user's slot
+appended to its key (`conn.opened.17`, one of SLOTS), and slot s is bound to partition
+s % N, so all of one user's events reach one queue, and that queue one consumer at a time:
+any number of instances run, each user's state has one writer (the embedded database has
+no atomic conditional update), and a partition moves to a standby instance when its
+consumer goes away. With 0 (the default) each is one shared queue, for one instance.
+
+Durable queues are classic (one node; the faster kind there) or quorum (replicated by Raft
+across a cluster, surviving the loss of a minority of nodes): `Topology.queue_type`.
+A service is given every node's URL and holds one connection to one of them; when that node
+goes away the connection moves to the next (FailoverConnection).
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import random
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aio_pika
 import structlog
@@ -20,8 +35,10 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
+from aio_pika.robust_connection import RobustConnection
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
+from yarl import URL
 
 from chat_core.events import Frame
 
@@ -33,6 +50,14 @@ PRESENCE = "presence"
 EDGES = "presence-edges"
 MESSAGING = "messaging"
 TYPING = "typing"
+
+# Per-user state lives behind these queues: they are split into partitions when asked to.
+PARTITIONED = frozenset({PRESENCE, MESSAGING})
+# Events that every instance of a partitioned consumer needs (cache invalidation): each
+# instance gets its own copy on an exclusive queue.
+BROADCAST_KINDS = frozenset({"conversation.created"})
+# A user's events carry one of this many slots in their routing key; partitions take slots.
+SLOTS = 32
 
 # Which envelope kinds each worker queue receives.
 QUEUE_BINDINGS: dict[str, tuple[str, ...]] = {
@@ -75,9 +100,39 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OperationFailure) and "database is locked" in str(error)
 
 
+QueueType = Literal["classic", "quorum"]
+
+
+def slot_of(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % SLOTS
+
+
+def keyed_by_slot(envelope: Frame, kind: str) -> str:
+    """`kind.<slot>` for an event about a user, `kind` otherwise."""
+    user_id = getattr(envelope, "user_id", None)
+    return f"{kind}.{slot_of(user_id)}" if isinstance(user_id, str) else kind
+
+
 @dataclass(frozen=True)
 class Topology:
     prefix: str
+    queue_type: QueueType = "classic"
+    partitions: int = 0
+
+    def partitioned(self, consumer: str) -> bool:
+        return self.partitions > 0 and consumer in PARTITIONED
+
+    def partition_queue(self, consumer: str, partition: int) -> str:
+        return f"{self.prefix}.{consumer}.p{partition}"
+
+    def queues_of(self, consumer: str) -> list[str]:
+        """The queues a consumer reads: its partitions, or its one shared queue."""
+        if self.partitioned(consumer):
+            return [self.partition_queue(consumer, p) for p in range(self.partitions)]
+        return [self.queue(consumer)]
+
+    def partition_of(self, user_id: str) -> int:
+        return slot_of(user_id) % max(1, self.partitions)
 
     @property
     def events_exchange(self) -> str:
@@ -116,39 +171,156 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
     dead = await channel.declare_exchange(
         topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
+    # Every durable queue gets the same type: a classic queue on a cluster lives on one node
+    # and is unusable while that node is down, which would stall its consumers' recovery.
+    typed: dict[str, Any] = {"x-queue-type": topology.queue_type}
     for consumer, keys in QUEUE_BINDINGS.items():
         arguments: dict[str, Any]
         if consumer in EPHEMERAL_TTL_SECONDS:
-            arguments = {"x-message-ttl": EPHEMERAL_TTL_SECONDS[consumer] * 1000}
+            arguments = {"x-message-ttl": EPHEMERAL_TTL_SECONDS[consumer] * 1000, **typed}
         else:
             arguments = {
                 "x-dead-letter-exchange": topology.dead_letter_exchange,
                 "x-dead-letter-routing-key": consumer,
+                **typed,
             }
-            dead_queue = await channel.declare_queue(topology.dead_queue(consumer), durable=True)
+            dead_queue = await channel.declare_queue(
+                topology.dead_queue(consumer), durable=True, arguments=typed
+            )
             await dead_queue.bind(dead, consumer)
+        if topology.partitioned(consumer):
+            await _declare_partitions(channel, topology, consumer, keys, arguments)
+            continue
         queue = await channel.declare_queue(
             topology.queue(consumer), durable=True, arguments=arguments
         )
         for key in keys:
-            await queue.bind(events, key)
+            # `kind.#` matches `kind` and `kind.<slot>` alike.
+            await queue.bind(events, f"{key}.#")
+
+
+async def _declare_partitions(
+    channel: AbstractChannel,
+    topology: Topology,
+    consumer: str,
+    keys: Iterable[str],
+    arguments: dict[str, Any],
+) -> None:
+    events = await channel.get_exchange(topology.events_exchange)
+    for partition in range(topology.partitions):
+        queue = await channel.declare_queue(
+            topology.partition_queue(consumer, partition),
+            durable=True,
+            arguments={**arguments, "x-single-active-consumer": True},
+        )
+        await asyncio.gather(
+            *(
+                queue.bind(events, f"{key}.{slot}")
+                for key in keys
+                if key not in BROADCAST_KINDS
+                for slot in range(partition, SLOTS, topology.partitions)
+            )
+        )
+
+
+class FailoverConnection(RobustConnection):
+    """aio-pika's robust connection, reconnecting round-robin over several nodes' URLs.
+
+    RobustConnection retries its one `url` every `reconnect_interval` and then restores every
+    channel, exchange, queue, binding and consumer declared through it. This points `url` at
+    the next node when the connection drops, and again after each interval that passes
+    without a connection, so a dead node is skipped and a restarted one is tried in turn.
+    """
+
+    def __init__(self, urls: Sequence[str], reconnect_interval: float, **kwargs: Any) -> None:
+        super().__init__(urls[0], **kwargs)  # type: ignore[arg-type]
+        self._urls = [URL(url) for url in urls]
+        self._at = 0
+        self.reconnect_interval = reconnect_interval
+        self._rotation: asyncio.Task[None] | None = None
+
+    def _next_url(self) -> None:
+        self._at = (self._at + 1) % len(self._urls)
+        self.url = self._urls[self._at]
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        await super()._on_connection_close(closing)
+        if self._close_called or self.is_closed or len(self._urls) == 1:
+            return
+        if self._rotation is None or self._rotation.done():
+            self._rotation = self.loop.create_task(self._rotate_until_connected())
+
+    async def _rotate_until_connected(self) -> None:
+        while not (self._close_called or self.is_closed):
+            self._next_url()
+            log.warning("broker connection lost, trying next node", node=_redact(str(self.url)))
+            await asyncio.sleep(self.reconnect_interval)
+            if self.connected.is_set():
+                return
+
+    async def close(self, exc: Any = asyncio.CancelledError) -> None:
+        if self._rotation is not None:
+            self._rotation.cancel()
+        await super().close(exc)
+
+
+def _redact(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+async def connect_failover(
+    urls: Sequence[str], name: str, *, reconnect_interval: float = 1.0
+) -> FailoverConnection:
+    """Connect to the first node that answers, starting at a random one to spread clients."""
+    if not urls:
+        raise ValueError("no broker URL given")
+    start = random.randrange(len(urls))
+    ordered = [*urls[start:], *urls[:start]]
+    error: BaseException | None = None
+    for offset in range(len(ordered)):
+        connection = FailoverConnection(
+            [*ordered[offset:], *ordered[:offset]],
+            reconnect_interval,
+            client_properties={"connection_name": name},
+        )
+        try:
+            await connection.connect(timeout=10)
+        except (aio_pika.exceptions.AMQPConnectionError, ConnectionError, OSError) as failure:
+            error = failure
+            await connection.close()
+            log.warning(
+                "broker node unavailable", node=_redact(ordered[offset]), error=str(failure)
+            )
+            continue
+        return connection
+    assert error is not None
+    raise error
 
 
 class Broker:
-    """One robust connection; a confirmed channel for publishing, one channel per consumer."""
+    """One failover connection; a confirmed channel for publishing, one channel per consumer."""
 
-    def __init__(self, url: str, topology: Topology, name: str) -> None:
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        topology: Topology,
+        name: str,
+        *,
+        reconnect_interval: float = 1.0,
+    ) -> None:
         self.topology = topology
-        self._url = url
+        self._urls = [urls] if isinstance(urls, str) else list(urls)
         self._name = name
-        self._connection: AbstractRobustConnection | None = None
+        self._reconnect_interval = reconnect_interval
+        self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
         self._deliver: AbstractExchange | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._name}
+        self._connection = await connect_failover(
+            self._urls, self._name, reconnect_interval=self._reconnect_interval
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         await declare_topology(self._channel, self.topology)
@@ -169,9 +341,19 @@ class Broker:
         assert self._deliver is not None, "Broker.start() first"
         return self._deliver
 
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` each time the connection is back (on any node) and restored."""
+
+        async def reconnected(_connection: object) -> None:
+            await callback()
+
+        self.connection.reconnect_callbacks.add(reconnected)
+
     def is_ready(self) -> bool:
+        # A robust connection is not "closed" while it reconnects: ask whether it is connected.
         return (
             self._connection is not None
+            and self._connection.connected.is_set()
             and not self._connection.is_closed
             and self._channel is not None
             and not self._channel.is_closed
@@ -182,7 +364,8 @@ class Broker:
     ) -> None:
         """Publish to the events exchange and wait for the broker's confirm."""
         assert self._events is not None, "Broker.start() first"
-        await self._events.publish(_message(envelope.to_json(), ttl), routing_key, mandatory=False)
+        key = keyed_by_slot(envelope, routing_key)
+        await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
@@ -206,11 +389,40 @@ class Broker:
         *,
         prefetch: int,
     ) -> AbstractQueue:
+        """Consume every queue of `consumer` (its partitions, or its one queue); returns the
+        first. A partition delivers to this process only while it is its active consumer."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.get_queue(self.topology.queue(consumer), ensure=True)
+        acking = _acking(consumer, adapter, handler)
+        queues = []
+        for name in self.topology.queues_of(consumer):
+            queue = await channel.get_queue(name, ensure=True)
+            await queue.consume(acking)
+            queues.append(queue)
+        return queues[0]
+
+    async def consume_broadcasts(
+        self,
+        consumer: str,
+        adapter: TypeAdapter[E],
+        handler: Callable[[E], Awaitable[None]],
+    ) -> None:
+        """This process's own copy of the BROADCAST_KINDS a partitioned consumer is bound to
+        (nothing when unpartitioned: the shared queue has them)."""
+        if not self.topology.partitioned(consumer):
+            return
+        channel = await self.connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        events = await channel.get_exchange(self.topology.events_exchange)
+        for key in QUEUE_BINDINGS[consumer]:
+            if key in BROADCAST_KINDS:
+                await queue.bind(events, f"{key}.#")
         await queue.consume(_acking(consumer, adapter, handler))
-        return queue
+
+    async def publish_to_queue(self, queue: str, envelope: Frame, *, ttl: float) -> None:
+        """Straight to one queue (the default exchange), confirmed."""
+        assert self._channel is not None, "Broker.start() first"
+        await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
 
 
 def _message(body: bytes, ttl: float | None) -> aio_pika.Message:

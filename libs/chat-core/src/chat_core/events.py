@@ -214,8 +214,19 @@ class ConversationCreated(Frame):
     participant_ids: list[str]
 
 
+class SweepTick(Frame):
+    """Time for presence's stale-connection sweep of one partition.
+
+    Put straight on the partition's queue, so the one instance consuming that partition (and
+    so owning its users) runs it; any instance sends them, a spare tick only costs a scan.
+    """
+
+    event: Literal["presence.sweep"] = "presence.sweep"
+    partition: int
+
+
 InboundEvent: TypeAlias = Annotated[
-    ClientEvent | ConnectionOpened | ConnectionClosed | EdgeAlive | ConversationCreated,
+    ClientEvent | ConnectionOpened | ConnectionClosed | EdgeAlive | ConversationCreated | SweepTick,
     Field(discriminator="event"),
 ]
 inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)

@@ -26,7 +26,14 @@ class Runtime:
             # Refuses to run on data of another store version (chat-admin migrate).
             await ensure_current(db)
         await ensure_indexes(db)
-        broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), name)
+        broker = Broker(
+            settings.broker_urls,
+            Topology(
+                settings.broker_prefix, settings.broker_queue_type, settings.broker_partitions
+            ),
+            name,
+            reconnect_interval=settings.broker_reconnect_interval_seconds,
+        )
         await broker.start()
         return cls(mongo=mongo, db=db, broker=broker)
 

@@ -36,6 +36,18 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Comma-separated URLs of a cluster's nodes; when set, used instead of `amqp_url`. A
+    # service connects to any live node and moves to another when its node goes away.
+    amqp_urls: str = ""
+    # quorum: every durable queue replicated across the cluster (set it on a cluster);
+    # classic: one node's queues, faster there (docs/scaling.md has the figures). A queue's
+    # type is fixed when it is created: change BROKER_PREFIX along with it.
+    broker_queue_type: Literal["classic", "quorum"] = "classic"
+    # 0: presence and the messaging worker read one shared queue each (run one instance of
+    # each). N: N single-active-consumer partitions each, so any number of instances run
+    # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
+    broker_partitions: int = Field(default=0, ge=0, le=32)
+    broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = "chat"
     # Every exchange and queue name starts with this, so test runs and stacks never share state.
@@ -63,3 +75,8 @@ class ServiceSettings(BaseSettings):
     trusted_proxies: ListSetting = Field(default_factory=list)
     # Request bodies above this are refused with 413 on the REST APIs.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @property
+    def broker_urls(self) -> list[str]:
+        urls = [url.strip() for url in self.amqp_urls.split(",") if url.strip()]
+        return urls or [self.amqp_url]

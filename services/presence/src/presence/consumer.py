@@ -13,6 +13,7 @@ from chat_core.events import (
     ConversationCreated,
     EdgeAlive,
     InboundEvent,
+    SweepTick,
 )
 from presence.contacts import ContactBook
 from presence.tracker import PresenceTracker
@@ -39,6 +40,8 @@ def presence_handler(
                 await tracker.edge_alive(event)
             case ConversationCreated():
                 contacts.forget(event.participant_ids)
+            case SweepTick(partition=partition):
+                await tracker.sweep(partition)
             case _:
                 log.warning("event not for presence, ignored", kind=event.event)
 

@@ -19,7 +19,7 @@ from presence.config import PresenceSettings
 from presence.consumer import presence_handler
 from presence.routes import router
 from presence.service import PresenceService
-from presence.sweep import sweep_forever
+from presence.sweep import sweep_forever, tick_forever
 
 log = structlog.get_logger(__name__)
 
@@ -32,14 +32,20 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         service = PresenceService.build(settings, runtime, authenticator)
         app.state.presence = service
         handler = presence_handler(service.tracker, service.contacts)
+        broker = runtime.broker
         for queue in (PRESENCE, EDGES):
-            await runtime.broker.consume(
+            await broker.consume(
                 queue, inbound_event_adapter, handler, prefetch=settings.broker_prefetch
             )
+        await broker.consume_broadcasts(PRESENCE, inbound_event_adapter, handler)
         service.consuming = True
-        sweeper = asyncio.create_task(
-            sweep_forever(service.tracker, settings.sweep_interval_seconds)
-        )
+        if broker.topology.partitioned(PRESENCE):
+            # The sweep writes presence too: it runs where the partition is consumed.
+            sweeper = asyncio.create_task(tick_forever(broker, settings.sweep_interval_seconds))
+        else:
+            sweeper = asyncio.create_task(
+                sweep_forever(service.tracker, settings.sweep_interval_seconds)
+            )
         log.info(
             "presence started",
             edge_timeout_seconds=settings.edge_timeout_seconds,

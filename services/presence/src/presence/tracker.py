@@ -165,16 +165,26 @@ class PresenceTracker:
 
     # --- the sweep -----------------------------------------------------------------------
 
-    async def sweep(self) -> int:
-        """Expire stale connections and send pending broadcasts; how many were sent."""
+    async def sweep(self, partition: int | None = None) -> int:
+        """Expire stale connections and send pending broadcasts; how many were sent.
+
+        With a partition, only the users of that partition: the caller consumes it, so it is
+        the one writer of their presence.
+        """
         now = self._now()
         edges = await self._edges.all()
         await self._edges.forget_silent(edges, now, FORGET_EDGES_AFTER)
+        topology = self._broker.topology
         due = [
             snapshot.user_id
             for snapshot in await self._presences.watched()
-            if snapshot.pending is not None
-            or state.stale_connections(snapshot, edges, now, self._timeouts, self.watching_since)
+            if (partition is None or topology.partition_of(snapshot.user_id) == partition)
+            and (
+                snapshot.pending is not None
+                or state.stale_connections(
+                    snapshot, edges, now, self._timeouts, self.watching_since
+                )
+            )
         ]
         # A dead edge can leave thousands of users to expire at once: some in parallel, and
         # one user's failure does not hold up the others.

@@ -1,10 +1,13 @@
 """This edge's delivery queue: outbound events for the users connected here."""
 
+import contextlib
+
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from chat_core.broker import Broker, user_key
+from chat_core.close_codes import CloseCode
 from chat_core.events import Deliver, Disconnect, outbound_event_adapter
 from ws_edge.registry import ConnectionRegistry
 
@@ -28,6 +31,27 @@ class EdgeDelivery:
         )
         # No acks: if this process dies, the sockets the events were for die with it.
         await self._queue.consume(self._on_message, no_ack=True)
+        self._broker.on_reconnect(self._queue_was_lost)
+
+    async def _queue_was_lost(self) -> None:
+        """The broker connection came back, on this node or another: the exclusive queue died
+        with the old connection and whatever was routed to it in between is gone.
+
+        aio-pika has declared the queue again and re-bound every user key by now. Closing the
+        sockets with 1012 makes each client reconnect and resume with `since`, which replays
+        the gap from the store, instead of silently missing it.
+        """
+        connections = self.registry.all()
+        log.warning(
+            "delivery queue re-created after a broker reconnect; closing sockets to resume",
+            connections=len(connections),
+        )
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                # In the background: a peer that reads nothing must not hold up the others.
+                connection.close_soon(
+                    CloseCode.SERVICE_RESTART, "delivery interrupted; reconnect and resume"
+                )
 
     def is_ready(self) -> bool:
         return self._queue is not None and not self._queue.channel.is_closed

@@ -1,0 +1,846 @@
+"""Fault drill: the stack on a 3-node RabbitMQ cluster, under steady sends, loses a broker
+node, a messaging process and an edge, one after the other.
+
+What it measures (the goal is 0, 0, < 30 s, 0):
+- lost: accepted sends (HTTP 201) their recipient neither received (live, or through the
+  recovery a client does after every reconnect) nor can find in the conversation's history;
+- duplicates: stored messages beyond one per clientMessageId (a retried send stored twice);
+- ready again: seconds from each fault until every service answers /readyz with 200;
+- online without a socket: users still shown with a device after every socket closed.
+
+The client here does what an app does: one socket per user, reconnect to another edge when
+the socket closes (1012 or a dropped connection), and after each reconnect fetch the newest
+history of its conversations (the `since` resume replaces that when it lands). Sends are
+REST calls spread over the messaging instances, retried with the same clientMessageId.
+
+Used by `chat-bench faults` (long) and tests/e2e/test_cluster.py (short).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+HISTORY_PAGE = 200
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_MONGO = "mongodb://127.0.0.1:27017/"
+
+
+def load_rabbit_cluster() -> ModuleType:
+    """scripts/rabbit_cluster.py (standard library only, shared with `make run-cluster`)."""
+    path = REPO / "scripts" / "rabbit_cluster.py"
+    spec = importlib.util.spec_from_file_location("rabbit_cluster", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rabbit_cluster"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_port_block(size: int, low: int, high: int) -> int:
+    """A base such that base+1..base+size are free; outside the ephemeral range on purpose."""
+    for _ in range(200):
+        base = low + secrets.randbelow(high - low)
+        if all(_port_free(base + i) for i in range(1, size + 1)):
+            return base
+    raise RuntimeError(f"no {size} free consecutive ports in {low}-{high}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def new_user() -> str:
+    return "+849" + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+# --- the processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    kind: str
+    port: int
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return self.env.get("EDGE_ID", f"{self.kind}-{self.port}")
+
+    def start(self) -> None:
+        self.starts += 1
+        env = dict(self.env)
+        if self.kind == "ws-edge":
+            # A restarted edge is a new edge: presence expires the old one's connections.
+            env["EDGE_ID"] = f"{self.env['EDGE_ID']}-{self.starts}"
+        with (self.log_dir / f"{self.label}.log").open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / self.kind), "--port", str(self.port)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@dataclass
+class ClusterStack:
+    """A RabbitMQ cluster plus N of each service on it, on free ports."""
+
+    cluster: Any  # rabbit_cluster.RabbitCluster
+    mongo_url: str
+    log_dir: Path
+    env: dict[str, str]
+    services: list[Service] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        data_dir: Path,
+        mongo_url: str,
+        *,
+        extra_env: dict[str, str] | None = None,
+        prefix: str | None = None,
+    ) -> ClusterStack:
+        rabbit_cluster = load_rabbit_cluster()
+        run = secrets.token_hex(3)
+        amqp_base = free_port_block(3, 21000, 27000)
+        cluster = rabbit_cluster.RabbitCluster(
+            data_dir / "rabbit",
+            prefix=prefix or f"t{run}",
+            amqp_base=amqp_base,
+            dist_base=free_port_block(3, 27000, 32000),
+        )
+        log_dir = data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "AMQP_URLS": ",".join(cluster.urls),
+            "AMQP_URL": cluster.urls[0],
+            "BROKER_QUEUE_TYPE": "quorum",
+            "BROKER_PREFIX": f"drill-{run}",
+            "MONGO_URL": mongo_url,
+            "MONGO_DB": f"drill_{run}",
+            "AUTH_MODE": "dev",
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
+        }
+        return cls(cluster, mongo_url, log_dir, env)
+
+    def start_cluster(self) -> float:
+        started = time.monotonic()
+        self.cluster.start()
+        return time.monotonic() - started
+
+    def add(self, kind: str, count: int) -> list[Service]:
+        added = []
+        for i in range(count):
+            env = dict(self.env)
+            if kind == "ws-edge":
+                env["EDGE_ID"] = f"edge-{i}-{secrets.token_hex(2)}"
+            service = Service(kind, free_port(), env, self.log_dir)
+            service.start()
+            self.services.append(service)
+            added.append(service)
+        return added
+
+    def cpu_seconds(self, kind: str) -> float:
+        """User + system CPU of the running processes of one kind (Linux /proc)."""
+        total = 0.0
+        for service in self.of_kind(kind):
+            if not service.running or service.process is None:
+                continue
+            try:
+                fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1]
+            except OSError:
+                continue
+            utime, stime = fields.split()[11:13]
+            total += (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def of_kind(self, kind: str) -> list[Service]:
+        return [service for service in self.services if service.kind == kind]
+
+    async def readiness(self, http: httpx.AsyncClient) -> list[tuple[Service, bool]]:
+        async def one(service: Service) -> bool:
+            try:
+                return (await http.get(f"{service.url}/readyz", timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        answers = await asyncio.gather(*(one(service) for service in self.services))
+        return list(zip(self.services, answers, strict=True))
+
+    async def wait_ready(
+        self, http: httpx.AsyncClient, within: float = 180.0
+    ) -> tuple[float, float]:
+        """(seconds until every kind has a ready instance, seconds until every instance is
+        ready); raises after `within` seconds."""
+        started = time.monotonic()
+        served: float | None = None
+        while True:
+            answers = await self.readiness(http)
+            elapsed = time.monotonic() - started
+            ready_kinds = {service.kind for service, ready in answers if ready}
+            if served is None and ready_kinds >= {service.kind for service in self.services}:
+                served = elapsed
+            if all(ready for _service, ready in answers):
+                return served if served is not None else elapsed, elapsed
+            if elapsed > within:
+                raise TimeoutError(f"services not ready within {within}s; logs in {self.log_dir}")
+            for service in self.services:
+                if service.process is not None and service.process.poll() is not None:
+                    raise RuntimeError(f"{service.label} exited; see {self.log_dir}")
+            await asyncio.sleep(0.1)
+
+    def node_of(self, service: Service) -> int:
+        """Index of the cluster node the service's broker connection is on."""
+        listing = self.cluster.nodes[0].ctl(
+            "list_connections", "name", "client_properties", "--formatter", "json"
+        )
+        wanted = service.env.get("EDGE_ID", "")
+        for connection in orjson.loads(listing):
+            properties = {item[0]: item[2] for item in connection["client_properties"]}
+            name = str(properties.get("connection_name", ""))
+            if wanted and name.startswith("ws-edge " + wanted):
+                port = int(connection["name"].rsplit(":", 1)[1])
+                for node in self.cluster.nodes:
+                    if node.amqp_port == port:
+                        return int(node.index) - 1
+        raise LookupError(f"no broker connection of {service.label}")
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.cluster.stop()
+
+
+# --- the clients --------------------------------------------------------------------------
+
+
+@dataclass
+class Phone:
+    """One user's socket, reconnecting across edges, recovering gaps from history."""
+
+    user_id: str
+    stack: ClusterStack
+    http: httpx.AsyncClient
+    conversation_id: str = ""
+    seen: set[str] = field(default_factory=set)
+    live: int = 0
+    recovered: int = 0
+    closes: Counter[str] = field(default_factory=Counter)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    edge_port: int = 0
+    _stop: bool = False
+    _socket: Any = None
+
+    def start(self, first_edge: int) -> None:
+        self.task = asyncio.create_task(self._run(first_edge))
+
+    async def stop(self) -> None:
+        self._stop = True
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self, edge_index: int) -> None:
+        attempt = 0
+        while not self._stop:
+            edges = [e for e in self.stack.of_kind("ws-edge") if e.running]
+            edge = edges[(edge_index + attempt) % len(edges)]
+            self.edge_port = edge.port
+            attempt += 1
+            url = f"{edge.ws_url}/ws/{self.user_id}?token=%2B{self.user_id[1:]}"
+            try:
+                async with websockets.connect(url, open_timeout=5, close_timeout=2) as ws:
+                    self._socket = ws
+                    await ws.send('{"event":"heartbeat"}')
+                    while True:
+                        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                        if frame.get("event") == "heartbeat_ack":
+                            break
+                        self._note(frame)
+                    # Admitted and bound: whatever was sent before now is in history.
+                    if attempt > 1:
+                        await self._recover()
+                    self.connected.set()
+                    async for raw in ws:
+                        self._note(orjson.loads(raw))
+            except websockets.ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else 1006
+                self.closes[str(code)] += 1
+            except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI):
+                self.closes["connect-failed"] += 1
+            else:
+                self.closes["1000"] += 1
+            self._socket = None
+            if not self._stop:
+                self.connected.clear()
+                await asyncio.sleep(0.2)
+
+    def _note(self, frame: dict[str, Any]) -> None:
+        if frame.get("event") == "new_message":
+            message_id = frame.get("messageId")
+            if isinstance(message_id, str) and message_id not in self.seen:
+                self.seen.add(message_id)
+                self.live += 1
+
+    async def _recover(self) -> None:
+        items = await history(self.stack, self.http, self.user_id, self.conversation_id, pages=1)
+        for item in items:
+            if "messageId" in item and item["messageId"] not in self.seen:
+                self.seen.add(item["messageId"])
+                self.recovered += 1
+
+
+async def history(
+    stack: ClusterStack,
+    http: httpx.AsyncClient,
+    user_id: str,
+    conversation_id: str,
+    *,
+    pages: int = 1_000,
+) -> list[dict[str, Any]]:
+    """Newest first; `pages` pages of HISTORY_PAGE, retried over the messaging instances."""
+    items: list[dict[str, Any]] = []
+    before: str | None = None
+    for _ in range(pages):
+        params: dict[str, Any] = {"limit": HISTORY_PAGE}
+        if before:
+            params["before"] = before
+        page = await _rest(
+            stack, http, "GET", f"/conversations/{conversation_id}/messages", user_id, params=params
+        )
+        batch = page["items"]
+        items.extend(batch)
+        # A tombstone (a position with no message of its own) has no id to page from.
+        ids = [item["messageId"] for item in batch if "messageId" in item]
+        if len(batch) < HISTORY_PAGE or not ids:
+            break
+        before = ids[-1]
+    return items
+
+
+async def _rest(
+    stack: ClusterStack,
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    user_id: str,
+    *,
+    within: float = 60.0,
+    **kwargs: Any,
+) -> Any:
+    deadline = time.monotonic() + within
+    attempt = 0
+    while True:
+        targets = stack.of_kind("messaging")
+        target = targets[attempt % len(targets)]
+        attempt += 1
+        try:
+            response = await http.request(
+                method,
+                f"{target.url}{path}",
+                headers={"Authorization": f"Bearer {user_id}"},
+                **kwargs,
+            )
+            if response.status_code < 300:
+                return response.json()
+            if 400 <= response.status_code < 500 and response.status_code != 429:
+                response.raise_for_status()
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{method} {path} kept failing")
+        await asyncio.sleep(0.2)
+
+
+# --- the drill ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    pairs: int = 20
+    rate: float = 50.0
+    warmup_seconds: float = 5.0
+    node_down_seconds: float = 10.0
+    between_seconds: float = 10.0
+    settle_timeout: float = 60.0
+    presence_timeout: float = 120.0
+    # Wait, before the verdict, until the restarted node is back in the cluster (a minute
+    # or more on a busy two-core machine; the services never wait for it).
+    await_rejoin: bool = True
+
+
+SHORT = DrillOptions(
+    pairs=10,
+    warmup_seconds=3,
+    between_seconds=3,
+    settle_timeout=30,
+    presence_timeout=20,
+    await_rejoin=False,
+)
+
+
+@dataclass
+class DrillFigures:
+    sends_per_second: float = 0.0
+    warmup_sends_per_second: float = 0.0
+    cpu_ms_per_send: dict[str, float] = field(default_factory=dict)
+    accepted: int = 0
+    not_accepted: int = 0
+    send_retries: int = 0
+    lost: int = 0
+    unseen_by_recipient: int = 0
+    duplicates: int = 0
+    tombstones: int = 0
+    delivered_live: int = 0
+    recovered_from_history: int = 0
+    # Per fault: until every process (the restarted one included) answers /readyz 200 ...
+    ready_again_seconds: dict[str, float] = field(default_factory=dict)
+    # ... and until every kind of service has at least one ready instance again.
+    service_gap_seconds: dict[str, float] = field(default_factory=dict)
+    node_rejoined_seconds: float = 0.0
+    online_without_socket: int = 0
+    closes: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Sends:
+    accepted: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # cmid -> cid,mid,to
+    not_accepted: int = 0
+    retries: int = 0
+    attempted: int = 0
+
+
+async def _send(
+    stack: ClusterStack,
+    http: httpx.AsyncClient,
+    sends: _Sends,
+    sender: str,
+    recipient: str,
+    conversation_id: str,
+    client_message_id: str,
+) -> None:
+    body = {
+        "content": client_message_id,
+        "messageType": "text",
+        "clientMessageId": client_message_id,
+    }
+    deadline = time.monotonic() + 30
+    attempt = 0
+    while time.monotonic() < deadline:
+        targets = stack.of_kind("messaging")
+        target = targets[attempt % len(targets)]
+        attempt += 1
+        try:
+            response = await http.post(
+                f"{target.url}/conversations/{conversation_id}/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {sender}"},
+            )
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code == 201:
+            message_id = response.json()["messageId"]
+            sends.accepted[client_message_id] = (conversation_id, message_id, recipient)
+            return
+        sends.retries += 1
+        await asyncio.sleep(0.2)
+    sends.not_accepted += 1
+
+
+async def run_drill(
+    stack: ClusterStack,
+    options: DrillOptions,
+    log: Any = print,
+) -> DrillFigures:
+    """The services must be running and ready on the cluster."""
+    figures = DrillFigures()
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    async with httpx.AsyncClient(trust_env=False, timeout=10, limits=limits) as http:
+        pairs = [(new_user(), new_user()) for _ in range(options.pairs)]
+        phones: dict[str, Phone] = {}
+        conversations: list[str] = []
+        for index, (a, b) in enumerate(pairs):
+            created = await _rest(
+                stack, http, "POST", "/conversations", a, json={"participantIds": [b]}
+            )
+            conversations.append(created["id"])
+            for offset, user in enumerate((a, b)):
+                phone = Phone(user, stack, http, conversation_id=created["id"])
+                phone.start(index + offset)
+                phones[user] = phone
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(phone.connected.wait() for phone in phones.values()))
+        log(f"{len(phones)} sockets connected; sending at {options.rate}/s")
+
+        sends = _Sends()
+        sending = True
+        tag = secrets.token_hex(3)
+
+        async def send_steadily() -> None:
+            tasks: set[asyncio.Task[None]] = set()
+            interval = 1 / options.rate
+            next_at = time.monotonic()
+            n = 0
+            while sending:
+                a, b = pairs[n % len(pairs)]
+                sender, recipient = (a, b) if (n // len(pairs)) % 2 == 0 else (b, a)
+                cid = conversations[n % len(pairs)]
+                task = asyncio.create_task(
+                    _send(stack, http, sends, sender, recipient, cid, f"{tag}-{n}")
+                )
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                n += 1
+                sends.attempted = n
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if tasks:
+                await asyncio.gather(*tasks)
+
+        load_started = time.monotonic()
+        kinds = ("ws-edge", "messaging", "presence")
+        cpu_before = {kind: stack.cpu_seconds(kind) for kind in kinds}
+        sender_task = asyncio.create_task(send_steadily())
+        await asyncio.sleep(options.warmup_seconds)
+        # Before any fault: CPU per accepted send, all instances of a kind together.
+        warm = max(1, len(sends.accepted))
+        figures.cpu_ms_per_send = {
+            kind: round(1000 * (stack.cpu_seconds(kind) - cpu_before[kind]) / warm, 2)
+            for kind in kinds
+        }
+        figures.warmup_sends_per_second = round(
+            len(sends.accepted) / (time.monotonic() - load_started), 1
+        )
+
+        # 1. A broker node: the one the first edge is connected to, so its queue dies too.
+        edge = stack.of_kind("ws-edge")[0]
+        node_index = await asyncio.to_thread(stack.node_of, edge)
+        node = stack.cluster.nodes[node_index]
+        log(f"SIGKILL RabbitMQ node {node.name} (under {edge.label})")
+        killed_at = time.monotonic()
+        await asyncio.to_thread(node.kill)
+        await asyncio.sleep(0.2)
+        served, everything = await stack.wait_ready(http)
+        figures.service_gap_seconds["rabbitmq_node"] = round(served + 0.2, 2)
+        figures.ready_again_seconds["rabbitmq_node"] = round(everything + 0.2, 2)
+        await asyncio.sleep(max(0.0, options.node_down_seconds - (time.monotonic() - killed_at)))
+        log(f"restarting {node.name}")
+        restart_at = time.monotonic()
+        # The node boots and rejoins in the background (tens of seconds on a busy machine):
+        # the services do not wait for it, and neither do the next faults.
+        rejoin = asyncio.create_task(asyncio.to_thread(stack.cluster.restart_node, node_index))
+        rejoin.add_done_callback(
+            lambda _: setattr(
+                figures, "node_rejoined_seconds", round(time.monotonic() - restart_at, 2)
+            )
+        )
+        await asyncio.sleep(options.between_seconds)
+
+        # 2. A messaging process, then the edge holding most sockets; each restarted at once,
+        # as a supervisor would, while the other instance carries on.
+        for kind in ("messaging", "ws-edge"):
+            victims = stack.of_kind(kind)
+            held = Counter(phone.edge_port for phone in phones.values())
+            victim = max(victims, key=lambda s: held[s.port]) if kind == "ws-edge" else victims[0]
+            log(f"SIGKILL {victim.label}")
+            await asyncio.to_thread(victim.kill)
+            victim.start()
+            served, everything = await stack.wait_ready(http)
+            figures.service_gap_seconds[kind] = round(served, 2)
+            figures.ready_again_seconds[kind] = round(everything, 2)
+            await asyncio.sleep(options.between_seconds)
+
+        sending = False
+        await sender_task
+        if options.await_rejoin:
+            await rejoin
+        else:
+            # Its outcome is not part of the verdict; stopping the cluster ends the thread.
+            rejoin.cancel()
+        figures.sends_per_second = round(sends.attempted / (time.monotonic() - load_started), 1)
+        log(f"{len(sends.accepted)} sends accepted; settling")
+
+        def unseen() -> list[str]:
+            return [
+                mid for (_cid, mid, to) in sends.accepted.values() if mid not in phones[to].seen
+            ]
+
+        for _ in range(int(options.settle_timeout / 0.2)):
+            if not unseen():
+                break
+            await asyncio.sleep(0.2)
+
+        stored: dict[str, list[str]] = {}
+        for (a, _b), cid in zip(pairs, conversations, strict=True):
+            for item in await history(stack, http, a, cid):
+                if "content" not in item:
+                    # A tombstone: a position whose message was stored by another writer
+                    # first (the store's own de-duplication); it has no content of its own.
+                    figures.tombstones += 1
+                    continue
+                stored.setdefault(item["content"], []).append(item["messageId"])
+        stored_ids = {mid for mids in stored.values() for mid in mids}
+        missing = unseen()
+        figures.accepted = len(sends.accepted)
+        figures.not_accepted = sends.not_accepted
+        figures.send_retries = sends.retries
+        figures.unseen_by_recipient = len(missing)
+        figures.lost = sum(1 for mid in missing if mid not in stored_ids)
+        figures.duplicates = sum(len(set(mids)) - 1 for mids in stored.values())
+        figures.delivered_live = sum(phone.live for phone in phones.values())
+        figures.recovered_from_history = sum(phone.recovered for phone in phones.values())
+        closes: Counter[str] = Counter()
+        for phone in phones.values():
+            closes.update(phone.closes)
+
+        # Every socket closes; presence must show every user offline with no device.
+        await asyncio.gather(*(phone.stop() for phone in phones.values()))
+        figures.closes = dict(closes)
+        presence = stack.of_kind("presence")
+        deadline = time.monotonic() + options.presence_timeout
+        while True:
+            online = 0
+            for user in phones:
+                view = await http.get(
+                    f"{presence[0].url}/presence/{user}",
+                    headers={"Authorization": f"Bearer {user}"},
+                )
+                if view.status_code == 200 and (
+                    view.json()["devices"] > 0 or view.json()["status"] != "offline"
+                ):
+                    online += 1
+            figures.online_without_socket = online
+            if not online or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    return figures
+
+
+# --- queue types: classic against quorum on one node ---------------------------------------
+
+
+async def measure_queue_type(amqp_url: str, queue_type: str, messages: int) -> float:
+    """Messages/s through one durable work queue of the given type: persistent messages,
+    publisher confirms (256 in flight), manual acks (prefetch 64). Raw bytes, so the broker,
+    not this process's JSON, is what is measured."""
+    import aio_pika
+
+    name = f"bench-qt-{queue_type}-{secrets.token_hex(4)}"
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        publisher = await connection.channel(publisher_confirms=True)
+        consumer = await connection.channel()
+        await consumer.set_qos(prefetch_count=64)
+        queue = await consumer.declare_queue(
+            name, durable=True, arguments={"x-queue-type": queue_type}
+        )
+        received = 0
+        done = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal received
+            await message.ack()
+            received += 1
+            if received == messages:
+                done.set()
+
+        await queue.consume(on_message)
+        body = b'{"event":"client.message_read"}' + b" " * 200
+        slots = asyncio.Semaphore(256)
+
+        async def publish() -> None:
+            async with slots:
+                await publisher.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), name
+                )
+
+        started = time.monotonic()
+        await asyncio.gather(*(publish() for _ in range(messages)))
+        async with asyncio.timeout(300):
+            await done.wait()
+        rate = messages / (time.monotonic() - started)
+        await consumer.queue_delete(name)
+        return rate
+    finally:
+        await connection.close()
+
+
+# --- bindings: what an edge costs the broker per connected user ----------------------------
+
+
+async def measure_bindings(amqp_url: str, count: int, in_flight: int = 64) -> dict[str, float]:
+    """Bind `count` user keys to one exclusive queue (as an edge does per user), then unbind."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            f"bench-bindings-{secrets.token_hex(4)}", aio_pika.ExchangeType.DIRECT, auto_delete=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        slots = asyncio.Semaphore(in_flight)
+        keys = [f"user.+849{i:08d}" for i in range(count)]
+
+        async def each(action: Any, key: str) -> None:
+            async with slots:
+                await action(exchange, key)
+
+        started = time.monotonic()
+        await asyncio.gather(*(each(queue.bind, key) for key in keys))
+        bound = time.monotonic() - started
+        started = time.monotonic()
+        await asyncio.gather(*(each(queue.unbind, key) for key in keys))
+        unbound = time.monotonic() - started
+        await exchange.delete()
+    finally:
+        await connection.close()
+    return {
+        "binds_per_second": round(count / bound, 1),
+        "unbinds_per_second": round(count / unbound, 1),
+    }
+
+
+# --- chat-bench faults / chat-bench queue-types / chat-bench bindings -----------------------
+
+
+def main(command: str, argv: list[str]) -> None:
+    import argparse
+    import json
+
+    import uvloop
+
+    parser = argparse.ArgumentParser(prog=f"chat-bench {command}", description=__doc__)
+    if command == "bindings":
+        parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP))
+        parser.add_argument("--count", type=int, default=20_000)
+        args = parser.parse_args(argv)
+        print(json.dumps(uvloop.run(measure_bindings(args.amqp_url, args.count))))
+        return
+    if command == "queue-types":
+        parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP))
+        parser.add_argument("--messages", type=int, default=5000)
+        parser.add_argument("--rounds", type=int, default=3)
+        args = parser.parse_args(argv)
+
+        async def compare() -> dict[str, list[float]]:
+            rates: dict[str, list[float]] = {"classic": [], "quorum": []}
+            for _ in range(args.rounds):
+                for kind in rates:
+                    rates[kind].append(
+                        round(await measure_queue_type(args.amqp_url, kind, args.messages), 1)
+                    )
+            return rates
+
+        rates = uvloop.run(compare())
+        print(json.dumps({"events_per_second": rates}))
+        return
+    defaults = DrillOptions()
+    for name, value in asdict(defaults).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--mongo-url", default=os.environ.get("MONGO_URL", DEFAULT_MONGO))
+    parser.add_argument("--data", type=Path, default=Path(".data") / "faults")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args(argv)
+    options = DrillOptions(**{name: getattr(args, name) for name in asdict(defaults)})
+
+    async def drill() -> DrillFigures:
+        stack = ClusterStack.create(
+            args.data.resolve(),
+            args.mongo_url,
+            extra_env={"BROKER_PARTITIONS": str(args.partitions)},
+        )
+        print(f"cluster started in {stack.start_cluster():.1f}s", file=sys.stderr)
+        try:
+            for kind in ("ws-edge", "messaging", "presence"):
+                stack.add(kind, 2)
+            async with httpx.AsyncClient(trust_env=False) as http:
+                await stack.wait_ready(http)
+            return await run_drill(stack, options, log=lambda m: print(m, file=sys.stderr))
+        finally:
+            stack.stop()
+
+    figures = uvloop.run(drill())
+    print(json.dumps({"options": asdict(options), "figures": figures.as_dict()}))
+    goal = (
+        figures.lost == 0
+        and figures.duplicates == 0
+        and max(figures.service_gap_seconds.values()) < 30
+        and max(figures.ready_again_seconds.values()) < 30
+        and figures.online_without_socket == 0
+    )
+    sys.exit(0 if goal else 1)
