@@ -85,7 +85,7 @@ async def typing_tap(stack: Stack, strict_edge: ServiceProcess) -> AsyncIterator
     connection = await aio_pika.connect_robust(stack.amqp_url)
     channel = await connection.channel()
     queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(Topology(stack.broker_prefix).events_exchange, "client.typing")
+    await queue.bind(Topology(stack.broker_prefix).events_exchange, "client.typing.#")
     yield queue
     await connection.close()
 
