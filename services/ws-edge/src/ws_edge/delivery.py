@@ -82,7 +82,7 @@ class EdgeDelivery:
                     continue
                 if connection.held is not None:
                     connection.hold(envelope.frame, payload)
-                else:
+                elif not connection.repeats_replay(envelope.frame):
                     await connection.send(payload)
         elif isinstance(envelope, Disconnect):
             log.info(

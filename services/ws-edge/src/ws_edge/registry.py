@@ -9,7 +9,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
 from chat_core.close_codes import CloseCode
-from chat_core.events import ServerFrame
+from chat_core.events import NewMessage, ServerFrame
 from ws_edge.flow import FrameGate, OutboundLimits
 
 log = structlog.get_logger(__name__)
@@ -35,6 +35,8 @@ class Connection:
     # While not None, live deliveries wait here (frame, payload): the socket is still
     # getting its presence snapshot and replay (resume.py).
     held: list[tuple[ServerFrame, str]] | None = None
+    # After a resume, for a while: per conversation, the highest seq the replay sent.
+    replayed: dict[str, int] | None = None
     _queue: deque[str] | None = field(default=None, init=False)
     _queued_bytes: int = field(default=0, init=False)
     # The writer while open; the closer once closing.
@@ -77,6 +79,18 @@ class Connection:
                 self._room = asyncio.Event()
             await self._room.wait()
         return await self.send(payload)
+
+    def repeats_replay(self, frame: ServerFrame) -> bool:
+        """A live `new_message` the resume's replay already carried. The replay sends every
+        seq of a conversation up to its highest, so any live copy at or below it is a repeat,
+        whether it arrived during the replay or after (a publish slower than the replay's
+        read of the store)."""
+        upto = self.replayed
+        return (
+            upto is not None
+            and isinstance(frame, NewMessage)
+            and frame.seq <= upto.get(frame.conversation_id, 0)
+        )
 
     def hold(self, frame: ServerFrame, payload: str) -> None:
         """Keep a live delivery until the snapshot and replay are out (resume.py), within

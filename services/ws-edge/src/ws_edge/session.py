@@ -95,7 +95,7 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
 
 
 async def _catch_up(edge: Edge, connection: Connection, since: str | None) -> None:
-    replayed: set[str] = set()
+    replayed: dict[str, int] = {}
     try:
         await presence_snapshot(edge, connection)
         if since is not None:
