@@ -17,12 +17,32 @@ FAST_PRESENCE = {
     "DRAIN_SECONDS": "0.2",
 }
 
+# The suite is not a test of the abuse limits (tests/e2e/test_*_limits.py are, with small
+# values of their own): raised far above what any other test does, so none measures them.
+RAISED_LIMITS = {
+    "FRAME_RATE_PER_SECOND": "10000",
+    "FRAME_BURST": "10000",
+    "INVALID_FRAMES_MAX": "10000",
+    "MAX_SOCKETS": "100000",
+    "ADMISSIONS_PER_SECOND_PER_ADDRESS": "10000",
+    "MAX_DEVICES_PER_USER": "1000",
+    "SEND_RATE_PER_SECOND": "10000",
+    "SEND_BURST": "10000",
+    "CONVERSATION_RATE_PER_SECOND": "10000",
+    "CONVERSATION_BURST": "10000",
+}
+
 
 @pytest.fixture(scope="session")
 def stack(
     amqp_url: str, mongo_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    running = Stack(amqp_url, mongo_url, tmp_path_factory.mktemp("logs"), extra_env=FAST_PRESENCE)
+    running = Stack(
+        amqp_url,
+        mongo_url,
+        tmp_path_factory.mktemp("logs"),
+        extra_env={**FAST_PRESENCE, **RAISED_LIMITS},
+    )
     yield running
     running.stop_all()
 

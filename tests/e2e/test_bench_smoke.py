@@ -17,9 +17,9 @@ import pytest
 from tests.support.stack import ServiceProcess, Stack
 
 BIN = Path(sys.executable).parent
-SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "overload", "growth")
+SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "overload", "growth", "abuse")
 # Inside the fixture's budget below, which also pays for starting the session stack.
-SMOKE_TIMEOUT = 90
+SMOKE_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def smoke(
     return SmokeRun(done.returncode, done.stdout, done.stderr, json.loads(lines[-1]), results_dir)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(210)
 def test_the_smoke_run_succeeds_and_every_scenario_is_correct(smoke: SmokeRun) -> None:
     problems = {
         name: result["problems"]
@@ -174,3 +174,12 @@ def test_cpu_per_operation_is_reported_per_process(smoke: SmokeRun) -> None:
     assert e2e["cpu_ms_per_op_load_generator"] > 0
     for role in ("ws_edge", "messaging", "presence", "broker", "database"):
         assert f"cpu_ms_per_op_{role}" in e2e, e2e["cpu_processes"]
+
+
+def test_the_abuse_run_measures_the_bystander_and_the_stuck_socket(smoke: SmokeRun) -> None:
+    abuse = smoke.figures("abuse")
+    assert abuse["bystander_before_count"] >= 1
+    assert abuse["bystander_during_count"] >= 1
+    assert abuse["flood_frames_sent"] > 0
+    assert abuse["stuck_sent_messages"] >= 1
+    assert abuse["stuck_refused_sends"] == 0

@@ -10,14 +10,17 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+# A device that stops reading its socket; the benchmark uses the same one.
+
 Event = dict[str, Any]
 
 
 class WsClient:
     """One device. Frames it receives are queued so a test can wait for a particular one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self._socket: ClientConnection | None = None
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
@@ -26,12 +29,20 @@ class WsClient:
         self._closed = asyncio.Event()
 
     @classmethod
-    def for_user(cls, edge_ws_url: str, user_id: str, token: str | None = None) -> Self:
+    def for_user(
+        cls,
+        edge_ws_url: str,
+        user_id: str,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Self:
         token = user_id if token is None else token
-        return cls(f"{edge_ws_url}/ws/{user_id}?token={token}")
+        return cls(f"{edge_ws_url}/ws/{user_id}?token={token}", headers)
 
     async def __aenter__(self) -> Self:
-        self._socket = await connect(self.url, compression=None, open_timeout=10)
+        self._socket = await connect(
+            self.url, compression=None, open_timeout=10, additional_headers=self.headers
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 

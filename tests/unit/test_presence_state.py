@@ -258,3 +258,16 @@ def test_expiring_nothing_is_no_change() -> None:
     online = told(opened(Presence(USER), "c1", 0))
 
     assert state.expire_connections(online, []) is online
+
+
+def test_one_socket_too_many_closes_the_oldest_by_admission_time() -> None:
+    presence = Presence(USER)
+    presence = opened(presence, "laptop", 1)
+    presence = opened(presence, "phone-stale", 0, edge="e2")  # admitted first, heard late
+    presence = opened(presence, "tablet", 2)
+    kept, evicted = state.evict_oldest(presence, 2, at(3), at(3), TIMEOUTS)
+    assert evicted == ["phone-stale"]
+    assert set(kept.connections) == {"laptop", "tablet"}
+    # Tombstoned: the edge's own conn.closed for it later changes nothing.
+    assert closed(kept, "phone-stale", 4) == kept
+    assert state.evict_oldest(kept, 2, at(5), at(5), TIMEOUTS) == (kept, [])

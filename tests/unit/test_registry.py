@@ -5,7 +5,13 @@ from typing import cast
 
 from starlette.websockets import WebSocket
 
+from chat_core.events import NewMessage, TypingIndicator
+from chat_core.limits import Rate
+from ws_edge.flow import FrameGate, FramePolicy, OutboundLimits
 from ws_edge.registry import Connection, ConnectionRegistry
+
+POLICY = FramePolicy(rate=Rate(20, 40), invalid=Rate(10, 100), abuse_after_seconds=5)
+OUTBOUND = OutboundLimits(max_bytes=1 << 20, max_frames=1000, close_timeout_seconds=5)
 
 
 class KeyLog:
@@ -23,7 +29,9 @@ class KeyLog:
 
 def connection(user_id: str, connection_id: str) -> Connection:
     # The registry never touches the socket; a placeholder keeps this a pure-logic test.
-    return Connection(user_id, connection_id, cast(WebSocket, object()))
+    return Connection(
+        user_id, connection_id, cast(WebSocket, object()), OUTBOUND, FrameGate(POLICY, 0.0)
+    )
 
 
 async def test_binds_once_per_user_and_unbinds_after_the_last_socket() -> None:
@@ -67,3 +75,25 @@ async def test_concurrent_connect_and_disconnect_keep_binding_consistent() -> No
     unbinds = [c for c in keys.calls if c[0] == "unbind"]
     # Whatever the interleaving, the key is bound exactly while the user has a socket.
     assert len(binds) - len(unbinds) == (1 if registry.of_user("u1") else 0)
+
+
+def test_after_a_resume_live_copies_of_replayed_messages_are_repeats() -> None:
+    def frame(conversation_id: str, seq: int) -> NewMessage:
+        return NewMessage(
+            conversation_id=conversation_id,
+            message_id=f"m{seq}",
+            sender_id="s",
+            content="x",
+            message_type="text",
+            timestamp="2026-01-01T00:00:00.000+00:00",
+            seq=seq,
+        )
+
+    resumed = connection("alice", "c1")
+    assert not resumed.repeats_replay(frame("a", 1))
+    resumed.replayed = {"a": 5}
+    assert resumed.repeats_replay(frame("a", 5))
+    assert resumed.repeats_replay(frame("a", 2))
+    assert not resumed.repeats_replay(frame("a", 6))
+    assert not resumed.repeats_replay(frame("b", 1))
+    assert not resumed.repeats_replay(TypingIndicator(conversation_id="a", user_id="bob"))

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios import (
+    abuse,
     ceiling,
     connections,
     e2e,
@@ -38,13 +39,30 @@ class Scenario(Generic[OptionsT]):
     operations: str = "sent"
 
 
-def _no_env(_options: Any) -> dict[str, str]:
-    return {}
+# The abuse limits, raised for every scenario but `abuse` (which states the defaults it
+# measures): 10,000 sockets from one address or a burst of sends from one user must not be
+# measuring the limiter. A stack given with --edge-url etc. runs as it is configured.
+RAISED_LIMITS = {
+    "FRAME_RATE_PER_SECOND": "1000",
+    "FRAME_BURST": "1000",
+    "MAX_SOCKETS": "1000000",
+    "ADMISSIONS_PER_SECOND_PER_ADDRESS": "100000",
+    "MAX_DEVICES_PER_USER": "100",
+    "SEND_RATE_PER_SECOND": "100000",
+    "SEND_BURST": "100000",
+    "CONVERSATION_RATE_PER_SECOND": "100000",
+    "CONVERSATION_BURST": "100000",
+}
+
+
+def _raised_limits(_options: Any) -> dict[str, str]:
+    return dict(RAISED_LIMITS)
 
 
 def _fanout_env(options: fanout.FanoutOptions) -> dict[str, str]:
     needed = options.members + 1
-    return {"MAX_PARTICIPANTS": str(needed)} if needed > DEFAULT_MAX_PARTICIPANTS else {}
+    extra = {"MAX_PARTICIPANTS": str(needed)} if needed > DEFAULT_MAX_PARTICIPANTS else {}
+    return {**RAISED_LIMITS, **extra}
 
 
 SCENARIOS: tuple[Scenario[Any], ...] = (
@@ -54,7 +72,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         e2e.E2eOptions(),
         e2e.SMOKE,
         e2e.run,
-        _no_env,
+        _raised_limits,
         lambda o: o.users + 200,
         "measured_operations",
     ),
@@ -64,7 +82,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         typing_events.TypingOptions(),
         typing_events.SMOKE,
         typing_events.run,
-        _no_env,
+        _raised_limits,
         lambda o: typing_events.ring_size(o) + 100,
         "measured_operations",
     ),
@@ -84,7 +102,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         connections.ConnectionsOptions(),
         connections.SMOKE,
         connections.run,
-        _no_env,
+        _raised_limits,
         lambda o: o.connections + 100,
         "connections_open",
     ),
@@ -94,7 +112,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         ceiling.CeilingOptions(),
         ceiling.SMOKE,
         ceiling.run,
-        _no_env,
+        _raised_limits,
         lambda o: o.users + 600,
     ),
     Scenario(
@@ -103,7 +121,7 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         overload.OverloadOptions(),
         overload.SMOKE,
         overload.run,
-        _no_env,
+        _raised_limits,
         lambda o: o.users + 600,
         "measured_operations",
     ),
@@ -113,7 +131,17 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         growth.GrowthOptions(),
         growth.SMOKE,
         growth.run,
-        _no_env,
+        _raised_limits,
+        lambda _o: 100,
+        "",
+    ),
+    Scenario(
+        "abuse",
+        "one socket floods while a bystander heartbeats; a stuck socket is sent MBs",
+        abuse.AbuseOptions(),
+        abuse.SMOKE,
+        abuse.run,
+        abuse.stack_env,
         lambda _o: 100,
         "",
     ),

@@ -220,6 +220,9 @@ class OwnedStack:
             self.children.append(Child(name, port, process, log_path))
         await self._wait_ready(ready_timeout)
         by_name = {c.name: c.url for c in self.children}
+        if self.env_overrides:
+            settings = " ".join(f"{k}={v}" for k, v in sorted(self.env_overrides.items()))
+            self.progress.say(f"stack settings: {settings}")
         self.progress.say(
             f"started the stack ({', '.join(f'{n} {u}' for n, u in by_name.items())}; "
             f"db {self.db_name}, logs {self.log_dir})"

@@ -53,3 +53,21 @@ CLOSE_CODES: dict[CloseCode, tuple[str, ClientAction]] = {
         ClientAction.STOP,
     ),
 }
+
+ACTION_TEXT: dict[ClientAction, str] = {
+    ClientAction.RECONNECT: "reconnect with backoff, then resume with `since`",
+    ClientAction.BACK_OFF: "reconnect later, with a longer backoff",
+    ClientAction.STOP: "do not reconnect; tell the user",
+}
+
+
+def markdown_table() -> str:
+    """The README's close-code table (a unit test keeps the README equal to this)."""
+    rows = [
+        "| close code | meaning | what the client should do |",
+        "| --- | --- | --- |",
+    ]
+    for code in sorted(CLOSE_CODES):
+        meaning, action = CLOSE_CODES[code]
+        rows.append(f"| {int(code)} | {meaning} | {ACTION_TEXT[action]} |")
+    return "\n".join(rows)

@@ -251,11 +251,12 @@ class Deliver(Frame):
 
 
 class Disconnect(Frame):
-    """Close every socket of the routed user with `code`."""
+    """Close every socket of the routed user with `code`, or only `connection_id` when set."""
 
     event: Literal["disconnect"] = "disconnect"
     code: int
     reason: str
+    connection_id: str | None = None
 
 
 OutboundEvent: TypeAlias = Annotated[Deliver | Disconnect, Field(discriminator="event")]

@@ -122,6 +122,9 @@ def serve(
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=3,
+        # uvicorn would believe X-Forwarded-For from loopback; chat_core.client_address
+        # decides instead, from TRUSTED_PROXIES only.
+        proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
     server = _Server(config, before_exit)

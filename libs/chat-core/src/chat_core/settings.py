@@ -1,17 +1,31 @@
 """Settings shared by every service; each service extends `ServiceSettings`."""
 
+import json
 import os
 import socket
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AuthMode(StrEnum):
     DEV = "dev"
     FIREBASE = "firebase"
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list setting is written comma-separated in the environment (`a,b`), or as a JSON list.
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 def default_edge_id() -> str:
@@ -64,6 +78,14 @@ class ServiceSettings(BaseSettings):
 
     # Interface to listen on when --host is not given (the image sets 0.0.0.0).
     host: str = "127.0.0.1"
+
+    # Browser origins allowed to open a WebSocket or call the REST APIs (CORS); `*` is any.
+    # Unset: any origin in dev auth mode, none in firebase mode (see chat_core.origins).
+    allowed_origins: ListSetting | None = None
+    # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
+    trusted_proxies: ListSetting = Field(default_factory=list)
+    # Request bodies above this are refused with 413 on the REST APIs.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @property
     def broker_urls(self) -> list[str]:

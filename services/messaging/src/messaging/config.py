@@ -28,3 +28,8 @@ class MessagingSettings(ServiceSettings):
     # start within the wait is answered 503 + Retry-After before any work (overload.py).
     max_concurrent_sends: int = Field(default=64, ge=1, le=10_000)
     send_queue_timeout_seconds: float = Field(default=0.5, ge=0)
+    # Per user, per process (see messaging.rate_limits): sustained rate and burst.
+    send_rate_per_second: float = Field(default=20.0, gt=0)
+    send_burst: int = Field(default=40, ge=1)
+    conversation_rate_per_second: float = Field(default=2.0, gt=0)
+    conversation_burst: int = Field(default=2, ge=1)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
@@ -16,11 +16,13 @@ from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
+from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
 from messaging.outbox_watch import watch_outbox_forever
+from messaging.rate_limits import RestLimits, enforce_rest_limits
 from messaging.relay import relay_forever
 from messaging.service import Messaging
 
@@ -82,6 +84,11 @@ def create_app(settings: MessagingSettings) -> FastAPI:
     app.include_router(health_router(readiness))
     app.include_router(api.router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
+    app.state.rest_limits = RestLimits(settings)
+    app.include_router(
+        api.router, responses=REST_ERRORS, dependencies=[Depends(enforce_rest_limits)]
+    )
+    guard_rest_api(app, settings)
 
     @app.exception_handler(PyMongoError)
     async def database_unavailable(_request: Request, error: PyMongoError) -> JSONResponse:

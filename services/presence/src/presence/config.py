@@ -18,3 +18,5 @@ class PresenceSettings(ServiceSettings):
     # Status changes go only through conversations of at most this many members; larger
     # groups see presence through the batch route and the edge's snapshot (docs/presence.md).
     broadcast_max_members: int = Field(default=100, ge=2)
+    # Sockets one user may hold across all edges; one more closes their oldest with 4029.
+    max_devices_per_user: int = Field(default=10, ge=1)

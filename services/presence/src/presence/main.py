@@ -13,6 +13,7 @@ from chat_core.events import inbound_event_adapter
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
+from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from presence.config import PresenceSettings
@@ -69,6 +70,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
     app.include_router(health_router(readiness))
     app.include_router(router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
+    guard_rest_api(app, settings)
     return app
 
 

@@ -41,7 +41,12 @@ class PresenceService:
             broadcast_max_members=settings.broadcast_max_members,
         )
         tracker = PresenceTracker(
-            presences, EdgeRepository(runtime.db), contacts, runtime.broker, timeouts_of(settings)
+            presences,
+            EdgeRepository(runtime.db),
+            contacts,
+            runtime.broker,
+            timeouts_of(settings),
+            max_devices=settings.max_devices_per_user,
         )
         return cls(settings, runtime, authenticator, presences, contacts, tracker)
 

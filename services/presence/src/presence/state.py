@@ -117,6 +117,25 @@ def close_connection(
     return after
 
 
+def evict_oldest(
+    presence: Presence, keep: int, at: datetime, now: datetime, timeouts: Timeouts
+) -> tuple[Presence, list[str]]:
+    """Close the oldest connections (by admission time, then id) until `keep` remain.
+
+    The newest stay: a phone that reconnects after a dead network gets in, and its stale
+    socket is the one that goes. Closed ones leave tombstones, so the edge's own
+    `conn.closed` for them later changes nothing.
+    """
+    excess = len(presence.connections) - keep
+    if excess <= 0:
+        return presence, []
+    by_age = sorted(presence.connections.items(), key=lambda item: (item[1].opened_at, item[0]))
+    evicted = [connection_id for connection_id, _link in by_age[:excess]]
+    for connection_id in evicted:
+        presence = close_connection(presence, connection_id, at, now, timeouts)
+    return presence, evicted
+
+
 def record_activity(
     presence: Presence,
     connection_id: str,

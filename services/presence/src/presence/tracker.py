@@ -14,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from chat_core.broker import Broker
+from chat_core.close_codes import CloseCode
 from chat_core.events import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRef,
     Deliver,
+    Disconnect,
     EdgeAlive,
     Status,
     StatusChangeAck,
@@ -65,6 +67,7 @@ class PresenceTracker:
         broker: Broker,
         timeouts: Timeouts,
         clock: Callable[[], datetime] = utcnow,
+        max_devices: int | None = None,
     ) -> None:
         self._presences = presences
         self._edges = edges
@@ -72,6 +75,7 @@ class PresenceTracker:
         self._broker = broker
         self._timeouts = timeouts
         self._clock = clock
+        self._max_devices = max_devices
         self._locks = UserLocks()
         self.watching_since = self._now()
 
@@ -82,13 +86,44 @@ class PresenceTracker:
 
     async def connection_opened(self, opened: ConnectionOpened) -> None:
         at = millis(opened.at)
-        await self._apply(
-            opened,
-            at,
-            lambda p, now, live: state.open_connection(
-                p, opened.connection_id, opened.edge_id, at, now, self._timeouts, edge_live=live
-            ),
-        )
+        evicted: list[str] = []
+
+        def change(presence: Presence, now: datetime, live: bool) -> Presence:
+            nonlocal evicted
+            after = state.open_connection(
+                presence,
+                opened.connection_id,
+                opened.edge_id,
+                at,
+                now,
+                self._timeouts,
+                edge_live=live,
+            )
+            if self._max_devices is None:
+                return after
+            after, evicted = state.evict_oldest(after, self._max_devices, at, now, self._timeouts)
+            return after
+
+        await self._apply(opened, at, change)
+        # Presence sees every edge, so it is the one that can count a user's sockets. If
+        # this publish fails the event is retried, but the eviction is already stored: the
+        # socket then lives until its client goes, uncounted (rare, and never a loop).
+        for connection_id in evicted:
+            log.info(
+                "too many sockets: closing the oldest",
+                user_id=opened.user_id,
+                connection_id=connection_id,
+                limit=self._max_devices,
+            )
+            await self._broker.deliver(
+                [opened.user_id],
+                Disconnect(
+                    code=CloseCode.TOO_MANY_SOCKETS,
+                    reason=f"too many sockets for this user (at most {self._max_devices}); "
+                    "this was the oldest",
+                    connection_id=connection_id,
+                ),
+            )
 
     async def connection_closed(self, closed: ConnectionClosed) -> None:
         at = millis(closed.at)

@@ -1,6 +1,6 @@
 from pydantic import Field
 
-from chat_core.settings import ServiceSettings, default_edge_id
+from chat_core.settings import ListSetting, ServiceSettings, default_edge_id
 
 
 class EdgeSettings(ServiceSettings):
@@ -22,3 +22,25 @@ class EdgeSettings(ServiceSettings):
     # HAProxy notices within 2 s), then every socket is closed with 1012. Drain, the closes
     # and the lifespan shutdown fit in compose's 10 s stop grace period.
     drain_seconds: float = Field(default=5.0, ge=0, le=30)
+
+    # --- abuse limits and flow control (README, "Limits") ---------------------------------
+    # Inbound frames per socket, heartbeats included: sustained rate and burst.
+    frame_rate_per_second: float = Field(default=20.0, gt=0)
+    frame_burst: int = Field(default=40, ge=1)
+    # Still over the frame rate after this long: closed with 1008.
+    abuse_close_after_seconds: float = Field(default=5.0, gt=0)
+    # More invalid frames than this within the window: closed with 1008.
+    invalid_frames_max: int = Field(default=100, ge=1)
+    invalid_frames_window_seconds: float = Field(default=10.0, gt=0)
+    # Sockets this edge holds at most; the next is closed with 1013 (try again later).
+    max_sockets: int = Field(default=50_000, ge=1)
+    # New sockets per second per client address (burst the same); beyond: HTTP 429.
+    admissions_per_second_per_address: float = Field(default=20.0, gt=0)
+    # Addresses or networks never limited per address (an office NAT, a health checker).
+    admission_exempt: ListSetting = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    # What may wait for one socket to read (a phone on a slow network catching up on a busy
+    # evening: hundreds of messages); beyond either bound the socket is closed with 3008.
+    outbound_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbound_max_frames: int = Field(default=1000, ge=1)
+    # How long a close may wait on a peer that does not read before the edge drops it.
+    close_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -49,7 +49,8 @@ class EdgeDelivery:
         )
         for connection in connections:
             with contextlib.suppress(Exception):
-                await connection.close(
+                # In the background: a peer that reads nothing must not hold up the others.
+                connection.close_soon(
                     CloseCode.SERVICE_RESTART, "delivery interrupted; reconnect and resume"
                 )
 
@@ -84,8 +85,10 @@ class EdgeDelivery:
                     continue
                 if connection.held is not None:
                     # Released after the resume's replay (ws_edge/resume.py).
-                    connection.held.append((envelope.frame, payload))
-                elif await connection.send(payload):
+                    connection.hold(envelope.frame, payload)
+                elif not connection.repeats_replay(envelope.frame) and await connection.send(
+                    payload
+                ):
                     written += 1
                     metrics.delivered(event, envelope.at)
             if envelope.request_id is not None:
@@ -99,7 +102,14 @@ class EdgeDelivery:
                     request_id=envelope.request_id,
                 )
         elif isinstance(envelope, Disconnect):
-            log.info("closing user's connections", user_id=user_id, code=envelope.code)
+            log.info(
+                "closing user's connections",
+                user_id=user_id,
+                code=envelope.code,
+                connection_id=envelope.connection_id,
+            )
             for connection in connections:
-                await connection.close(envelope.code, envelope.reason)
-                metrics.closed(envelope.code)
+                if envelope.connection_id in (None, connection.connection_id):
+                    # In the background: a peer that reads nothing must not stall deliveries.
+                    connection.close_soon(envelope.code, envelope.reason)
+                    metrics.closed(envelope.code)

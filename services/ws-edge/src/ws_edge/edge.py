@@ -2,17 +2,21 @@
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from chat_core import metrics
 from chat_core.auth import Authenticator
 from chat_core.close_codes import CloseCode
+from chat_core.client_address import ClientAddresses
 from chat_core.events import EdgeAlive, utcnow
+from chat_core.limits import KeyedLimiter, Rate
+from chat_core.origins import OriginPolicy
 from chat_core.runtime import Runtime
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
+from ws_edge.flow import FramePolicy, OutboundLimits
 from ws_edge.registry import ConnectionRegistry
 
 log = structlog.get_logger(__name__)
@@ -26,6 +30,22 @@ class Edge:
     delivery: EdgeDelivery
     # Shutting down: /readyz answers 503 so the load balancer sends new sockets elsewhere.
     draining: bool = False
+    frame_policy: FramePolicy = field(init=False)
+    outbound: OutboundLimits = field(init=False)
+    origins: OriginPolicy = field(init=False)
+    addresses: ClientAddresses = field(init=False)
+    admissions: KeyedLimiter = field(init=False)
+    # Sockets accepted and not yet finished, those still being admitted included.
+    sockets: int = 0
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.frame_policy = FramePolicy.from_settings(settings)
+        self.outbound = OutboundLimits.from_settings(settings)
+        self.origins = OriginPolicy.from_settings(settings)
+        self.addresses = ClientAddresses(settings.trusted_proxies, settings.admission_exempt)
+        per_address = settings.admissions_per_second_per_address
+        self.admissions = KeyedLimiter(Rate(per_address, max(1.0, per_address)))
 
     @property
     def registry(self) -> ConnectionRegistry:

@@ -5,6 +5,8 @@ from pydantic_core import ErrorDetails
 
 from chat_core.events import CLIENT_EVENTS, ClientFrame, client_frame_adapter
 
+MAX_ECHO_CHARS = 40
+
 
 class BadFrame(Exception):
     pass
@@ -27,8 +29,10 @@ def describe(errors: list[ErrorDetails]) -> str:
     if kind == "union_tag_not_found":
         return "frame has no 'event' field"
     if kind == "union_tag_invalid":
-        tag = first.get("ctx", {}).get("tag")
-        return f"unknown event {tag!r}; expected one of: {', '.join(CLIENT_EVENTS)}"
+        tag = str(first.get("ctx", {}).get("tag"))
+        # Quoted back, but short: an error must never be bigger than the frame it answers.
+        shown = tag if len(tag) <= MAX_ECHO_CHARS else tag[:MAX_ECHO_CHARS] + "..."
+        return f"unknown event {shown!r}; expected one of: {', '.join(CLIENT_EVENTS)}"
     event = first["loc"][0]
     problems = "; ".join(
         f"{'.'.join(str(part) for part in e['loc'][1:]) or 'frame'}: {e['msg']}" for e in errors

@@ -23,6 +23,7 @@ from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
 from ws_edge.session import run_session
+from ws_edge.upgrade import refused_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,15 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
                 "connections": len(edge.registry),
                 "users": edge.registry.user_count,
                 "rssBytes": resident_set_bytes(),
+                # What the benchmarks compare their figures with.
+                "limits": {
+                    "frameRatePerSecond": settings.frame_rate_per_second,
+                    "frameBurst": settings.frame_burst,
+                    "abuseCloseAfterSeconds": settings.abuse_close_after_seconds,
+                    "outboundMaxBytes": settings.outbound_max_bytes,
+                    "outboundMaxFrames": settings.outbound_max_frames,
+                    "maxSockets": settings.max_sockets,
+                },
             }
         )
 
@@ -88,7 +98,9 @@ class EdgeApp:
         if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
-                await run_session(self.api.state.edge, WebSocket(scope, receive, send), user_id)
+                socket = WebSocket(scope, receive, send)
+                if not await refused_before_upgrade(self.api.state.edge, socket):
+                    await run_session(self.api.state.edge, socket, user_id)
                 return
         await self.api(scope, receive, send)
 

@@ -1,49 +1,203 @@
 """Which sockets this edge holds, per user; binds a user's delivery key while they have one."""
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
-from chat_core.events import ServerFrame
+from chat_core.close_codes import CloseCode
+from chat_core.events import NewMessage, ServerFrame
+from ws_edge.flow import FrameGate, OutboundLimits
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(eq=False, slots=True)
 class Connection:
-    """One socket. Kept small on purpose: an edge holds tens of thousands of these."""
+    """One socket. Kept small on purpose: an edge holds tens of thousands of these.
+
+    Outbound frames wait in a bounded queue drained by a writer task that exists only while
+    there is something to write, so delivery never waits on a socket and an idle socket holds
+    no task and no queue. Over the bound the socket is a slow consumer: its queue is dropped
+    and it is closed with 3008 (its client reconnects and resumes).
+    """
 
     user_id: str
     connection_id: str
     socket: WebSocket
+    outbound: OutboundLimits
+    gate: FrameGate
     # Monotonic time of the last heartbeat forwarded to presence.
     heartbeat_forwarded_at: float = float("-inf")
     # While not None, live deliveries wait here (frame, payload): the socket is still
     # getting its presence snapshot and replay (resume.py).
     held: list[tuple[ServerFrame, str]] | None = None
+    # After a resume, for a while: per conversation, the highest seq the replay sent.
+    replayed: dict[str, int] | None = None
+    _queue: deque[str] | None = field(default=None, init=False)
+    _queued_bytes: int = field(default=0, init=False)
+    # The writer while open; the closer once closing.
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _closing: bool = field(default=False, init=False)
+    # Set (and dropped) by the writer when a paced sender may go on; see send_paced.
+    _room: asyncio.Event | None = field(default=None, init=False)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     async def send(self, payload: str) -> bool:
-        """Send a text frame; False when the socket is already gone.
+        """Queue a text frame; never waits on the socket.
 
-        No lock: uvicorn writes each frame whole, so concurrent senders cannot interleave.
+        False when the socket is closing or gone, or when this frame overflowed its buffer
+        (the socket is then being closed with 3008).
         """
-        if self.socket.application_state is not WebSocketState.CONNECTED:
+        if self._closing or self.socket.application_state is not WebSocketState.CONNECTED:
             return False
-        try:
-            await self.socket.send_text(payload)
-        except (RuntimeError, OSError):
+        size = _size(payload)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        limits = self.outbound
+        if len(queue) >= limits.max_frames or self._queued_bytes + size > limits.max_bytes:
+            self._overflow(len(queue))
             return False
+        queue.append(payload)
+        self._queued_bytes += size
+        if self._task is None:
+            self._task = asyncio.create_task(self._write())
         return True
 
+    async def send_paced(self, payload: str) -> bool:
+        """`send` for one sender writing many frames in a row (snapshot, replay): waits while
+        the queue is half full, so it slows down with its socket instead of overflowing."""
+        while not self._closing and self._half_full():
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        return await self.send(payload)
+
+    def repeats_replay(self, frame: ServerFrame) -> bool:
+        """A live `new_message` the resume's replay already carried. The replay sends every
+        seq of a conversation up to its highest, so any live copy at or below it is a repeat,
+        whether it arrived during the replay or after (a publish slower than the replay's
+        read of the store)."""
+        upto = self.replayed
+        return (
+            upto is not None
+            and isinstance(frame, NewMessage)
+            and frame.seq <= upto.get(frame.conversation_id, 0)
+        )
+
+    def hold(self, frame: ServerFrame, payload: str) -> None:
+        """Keep a live delivery until the snapshot and replay are out (resume.py), within
+        the same frame bound as the queue."""
+        assert self.held is not None
+        if len(self.held) >= self.outbound.max_frames:
+            self._overflow(len(self.held))
+            return
+        self.held.append((frame, payload))
+
+    def _half_full(self) -> bool:
+        queue = self._queue
+        limits = self.outbound
+        return queue is not None and (
+            2 * len(queue) >= limits.max_frames or 2 * self._queued_bytes >= limits.max_bytes
+        )
+
+    def _overflow(self, frames: int) -> None:
+        log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
+        self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Drop what is queued and close in the background; a stuck peer cannot block this."""
+        if self._closing:
+            return
+        self._closing = True
+        self._drop_queue()
+        if self._task is not None:
+            # The writer waits for the transport to drain: cancelling there loses no frame
+            # half-written (uvicorn writes each frame whole after that wait).
+            self._task.cancel()
+        self._task = asyncio.create_task(self._close(code, reason))
+
     async def close(self, code: int, reason: str) -> None:
-        if self.socket.application_state is WebSocketState.CONNECTED:
-            try:
+        self.close_soon(code, reason)
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def discard(self) -> None:
+        """The socket is gone: stop writing to it (a close under way finishes on its own)."""
+        if not self._closing:
+            self._closing = True
+            self._drop_queue()
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
+
+    async def _write(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                payload = queue.popleft()
+                self._queued_bytes -= _size(payload)
+                if self._room is not None and not self._half_full():
+                    self._room.set()
+                    self._room = None
+                await self.socket.send_text(payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The peer is gone; the session's receive loop sees the disconnect and cleans up.
+            self._drop_queue()
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+                if self._queue is queue and not queue:
+                    self._queue = None
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.socket.application_state is not WebSocketState.CONNECTED:
+            return
+        try:
+            async with asyncio.timeout(self.outbound.close_timeout_seconds):
                 await self.socket.close(code, reason)
-            except (RuntimeError, OSError):
-                pass
+        except TimeoutError:
+            log.info("peer did not take the close frame; dropping it", code=code)
+            _abort(self.socket)
+        except Exception:
+            # Already gone: nothing left to close.
+            pass
+
+    def _drop_queue(self) -> None:
+        self._queue = None
+        self._queued_bytes = 0
+        self.held = None
+        if self._room is not None:
+            # A paced sender waiting for room wakes up to find the socket closing.
+            self._room.set()
+            self._room = None
+
+
+def _size(payload: str) -> int:
+    # UTF-8 length; an ASCII string (most frames) is its own length, with no encoding pass.
+    return len(payload) if payload.isascii() else len(payload.encode())
+
+
+def _abort(socket: WebSocket) -> None:
+    """Drop a peer that reads nothing, so it cannot even take a close frame.
+
+    ASGI has no message for this; under uvicorn the `send` callable is the protocol's bound
+    method, and its transport is the only handle. Elsewhere the server's own ping timeout
+    drops the peer instead.
+    """
+    protocol = getattr(socket._send, "__self__", None)
+    abort = getattr(getattr(protocol, "transport", None), "abort", None)
+    if callable(abort):
+        abort()
 
 
 KeyChange = Callable[[str], Awaitable[None]]

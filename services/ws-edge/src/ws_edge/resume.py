@@ -11,7 +11,12 @@ import asyncio
 import structlog
 
 from chat_core.contacts import ConversationIndex
-from chat_core.events import ErrorFrame, NewMessage, ReplayDone, UserStatusChange, utcnow
+from chat_core.events import (
+    ErrorFrame,
+    ReplayDone,
+    UserStatusChange,
+    utcnow,
+)
 from chat_core.store.conversations import Conversations
 from chat_core.store.messages import Messages, new_message_frame
 from chat_core.store.sync import BadCursor, SyncCursor, resolve, sync
@@ -21,6 +26,9 @@ from ws_edge.registry import Connection
 log = structlog.get_logger(__name__)
 
 _REPLAY_PAGE = 200
+# How long after a replay live repeats of its messages are still expected: the publish of a
+# message the replay read can lag behind it by a slow request's tail.
+REPLAY_REPEATS_SECONDS = 60.0
 
 
 async def presence_snapshot(edge: Edge, connection: Connection) -> int:
@@ -37,25 +45,27 @@ async def presence_snapshot(edge: Edge, connection: Connection) -> int:
         status = (doc or {}).get("effective", "offline")
         if status != "offline":
             frame = UserStatusChange(user_id=user_id, status=status)
-            await connection.send(frame.to_text())
+            await connection.send_paced(frame.to_text())
             sent += 1
     return sent
 
 
-async def replay(edge: Edge, connection: Connection, since: str) -> set[str]:
+async def replay(edge: Edge, connection: Connection, since: str) -> dict[str, int]:
     """Send every message `/sync?since=` would return (up to the replay bound), then
-    `replay_done`. Returns the ids sent."""
+    `replay_done`. Returns, per conversation, the highest seq sent: every message up to it
+    has now reached the socket (replayed, or seen before the cursor)."""
     db = edge.runtime.db
     messages = Messages(db)
     conversations = Conversations(db)
     sent: set[str] = set()
+    upto: dict[str, int] = {}
     started = utcnow()
     try:
         cursor: SyncCursor | None = await resolve(since, messages)
     except BadCursor as error:
-        await connection.send(ErrorFrame(message=f"since: {error}").to_text())
-        await connection.send(ReplayDone(truncated=True, next_since=since).to_text())
-        return sent
+        await connection.send_paced(ErrorFrame(message=f"since: {error}").to_text())
+        await connection.send_paced(ReplayDone(truncated=True, next_since=since).to_text())
+        return upto
     bound = edge.settings.replay_max_messages
     truncated = False
     while True:
@@ -69,26 +79,37 @@ async def replay(edge: Edge, connection: Connection, since: str) -> set[str]:
         )
         for message in page.messages:
             # Awaiting each write is the back-pressure: a slow socket slows its own replay.
-            await connection.send(new_message_frame(message).to_text())
+            await connection.send_paced(new_message_frame(message).to_text())
             sent.add(message.message_id)
+            upto[message.conversation_id] = max(upto.get(message.conversation_id, 0), message.seq)
         cursor = page.next
         if not page.has_more:
             break
         if len(sent) >= bound:
             truncated = True
             break
-    await connection.send(ReplayDone(truncated=truncated, next_since=cursor.encode()).to_text())
+    await connection.send_paced(
+        ReplayDone(truncated=truncated, next_since=cursor.encode()).to_text()
+    )
     log.info("replayed", messages=len(sent), truncated=truncated)
-    return sent
+    return upto
 
 
-async def release_held(connection: Connection, replayed: set[str]) -> None:
-    """Send what arrived during the snapshot and replay, then go live."""
+async def release_held(connection: Connection, replayed: dict[str, int]) -> None:
+    """Send what arrived during the snapshot and replay, then go live; for a while after,
+    live repeats of replayed messages are still dropped (delivery.py)."""
+    if replayed:
+        connection.replayed = replayed
+        asyncio.get_running_loop().call_later(REPLAY_REPEATS_SECONDS, _forget_replay, connection)
     held = connection.held
     while held:
         frame, payload = held.pop(0)
-        if isinstance(frame, NewMessage) and frame.message_id in replayed:
+        if connection.repeats_replay(frame):
             continue
-        await connection.send(payload)
+        await connection.send_paced(payload)
     # No await since the last check: nothing can slip in between.
     connection.held = None
+
+
+def _forget_replay(connection: Connection) -> None:
+    connection.replayed = None

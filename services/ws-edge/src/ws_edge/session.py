@@ -8,6 +8,7 @@ from starlette.websockets import WebSocket
 from chat_core import metrics
 from chat_core.auth import Refusal, admit
 from chat_core.broker import TYPING_TTL_SECONDS
+from chat_core.close_codes import CloseCode
 from chat_core.events import (
     ClientEvent,
     ClientFrame,
@@ -23,6 +24,7 @@ from chat_core.events import (
 )
 from chat_core.ids import new_id
 from ws_edge.edge import Edge
+from ws_edge.flow import FrameGate, Verdict
 from ws_edge.frames import BadFrame, decode_client_frame
 from ws_edge.registry import Connection
 from ws_edge.resume import presence_snapshot, release_held, replay
@@ -30,13 +32,30 @@ from ws_edge.resume import presence_snapshot, release_held, replay
 log = structlog.get_logger(__name__)
 
 _HEARTBEAT_ACK = HeartbeatAck().model_dump_json(by_alias=True)
-_BINARY_REFUSED = ErrorFrame(message="binary frames are not supported; send JSON text")
+_BINARY_REFUSED = "binary frames are not supported; send JSON text"
+_RATE_LIMITED = ErrorFrame(
+    message="rate limited: frames dropped; slow down (at most one such error per second)"
+).model_dump_json(by_alias=True)
+_OVER_RATE_REASON = "sustained abuse: over the frame rate limit"
+_INVALID_REASON = "sustained abuse: too many invalid frames"
 
 
 async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     # Accept first: a close before accept becomes an HTTP 403 and the client never sees
     # the 4001/4002/4003 close code.
     await socket.accept()
+    edge.sockets += 1
+    try:
+        if edge.sockets > edge.settings.max_sockets:
+            log.warning("edge full, socket refused", sockets=edge.sockets - 1)
+            await socket.close(CloseCode.TRY_AGAIN_LATER, "edge full; try again later")
+            return
+        await _admit_and_serve(edge, socket, path_user_id)
+    finally:
+        edge.sockets -= 1
+
+
+async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     try:
         user_id = await admit(
             edge.authenticator, edge.runtime.db, socket.query_params.get("token"), path_user_id
@@ -49,7 +68,14 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     metrics.admission("accepted")
 
     # Live deliveries are held until the snapshot and any replay are out (resume.py).
-    connection = Connection(user_id=user_id, connection_id=new_id(), socket=socket, held=[])
+    connection = Connection(
+        user_id=user_id,
+        connection_id=new_id(),
+        socket=socket,
+        outbound=edge.outbound,
+        gate=FrameGate(edge.frame_policy, time.monotonic()),
+        held=[],
+    )
     # Each socket runs in its own task, so this context belongs to this connection alone.
     structlog.contextvars.bind_contextvars(user_id=user_id, connection_id=connection.connection_id)
     await edge.registry.add(connection)
@@ -60,6 +86,7 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
         await _catch_up(edge, connection, socket.query_params.get("since"))
         await _receive_frames(edge, connection)
     finally:
+        connection.discard()
         await edge.registry.remove(connection)
         closed = ConnectionClosed(**_ref(edge, connection).model_dump(), at=utcnow())
         try:
@@ -71,7 +98,7 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
 
 
 async def _catch_up(edge: Edge, connection: Connection, since: str | None) -> None:
-    replayed: set[str] = set()
+    replayed: dict[str, int] = {}
     try:
         await presence_snapshot(edge, connection)
         if since is not None:
@@ -95,19 +122,35 @@ def _ref(edge: Edge, connection: Connection) -> ConnectionRef:
 
 async def _receive_frames(edge: Edge, connection: Connection) -> None:
     receive = connection.socket.receive
+    policy = edge.frame_policy
+    gate = connection.gate
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        text = message.get("text")
-        if text is None:
-            metrics.FRAMES_IN.labels("binary", "invalid").inc()
-            await _send_error(connection, _BINARY_REFUSED)
+        now = time.monotonic()
+        # Counted before decoding: a flood of garbage costs no parsing.
+        verdict = gate.admit(policy, now)
+        if verdict is not Verdict.PASS:
+            metrics.FRAMES_IN.labels("unknown", "rate_limited").inc()
+            if verdict is Verdict.CLOSE:
+                log.warning("closed for sustained abuse: over the frame rate limit")
+                await connection.close(CloseCode.POLICY_VIOLATION, _OVER_RATE_REASON)
+                return
+            if verdict is Verdict.WARN:
+                await connection.send(_RATE_LIMITED)
             continue
+        text = message.get("text")
         try:
+            if text is None:
+                raise BadFrame(_BINARY_REFUSED)
             frame = decode_client_frame(text)
         except BadFrame as error:
-            metrics.FRAMES_IN.labels("unknown", "invalid").inc()
+            metrics.FRAMES_IN.labels("binary" if text is None else "unknown", "invalid").inc()
+            if gate.invalid_frame(policy, now):
+                log.warning("closed for sustained abuse: too many invalid frames")
+                await connection.close(CloseCode.POLICY_VIOLATION, _INVALID_REASON)
+                return
             await _send_error(connection, ErrorFrame(message=str(error)))
             continue
         await _handle(edge, connection, frame)

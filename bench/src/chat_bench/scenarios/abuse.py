@@ -1,0 +1,292 @@
+"""abuse: one hostile socket floods the edge (typing frames and garbage, alternating) while a
+bystander on the same edge heartbeats; the bystander's heartbeat_ack latency before and during
+the flood, and what the edge did to the flooder. Then a stuck client: a socket that stops
+reading is sent MEGABYTES of messages; the edge's memory growth against its outbound bound.
+
+The stack chat-bench starts runs the edge's default frame and outbound limits, stated
+explicitly (see `stack_env`); only the REST send rate is raised so the senders that fill the
+stuck socket are not what is measured.
+"""
+
+import asyncio
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+import orjson
+import uvloop
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from chat_bench.rest import RestClient
+from chat_bench.results import ScenarioResult
+from chat_bench.scenarios.context import Context
+from chat_bench.sockets import BenchSocket, StuckSocket, ignore_frames, socket_url
+from chat_bench.stats import latency_figures, summarize, to_ms
+from chat_bench.users import fresh_user_ids
+
+MIB = 1024 * 1024
+# The edge's defaults, set explicitly for the stack chat-bench starts (README, Limits).
+EDGE_LIMITS = {
+    "FRAME_RATE_PER_SECOND": "20",
+    "FRAME_BURST": "40",
+    "ABUSE_CLOSE_AFTER_SECONDS": "5",
+    "INVALID_FRAMES_MAX": "100",
+    "INVALID_FRAMES_WINDOW_SECONDS": "10",
+    "OUTBOUND_MAX_BYTES": str(MIB),
+    "OUTBOUND_MAX_FRAMES": "1000",
+    "CLOSE_TIMEOUT_SECONDS": "5",
+}
+# Senders filling the stuck socket share the load; each stays far below this anyway.
+SENDERS = 20
+SEND_CONCURRENCY = 40
+SEND_ATTEMPTS = 3
+# Once it reads again, how long the stuck socket waits to see whether the edge closes it.
+STUCK_READ_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class AbuseOptions:
+    # Bystander heartbeats before the flood (seconds), one every `beat_interval`.
+    baseline: float = 5.0
+    beat_interval: float = 0.1
+    # The flood: frames offered per second, for at most this long (the edge should close
+    # the flooder with 1008 after ABUSE_CLOSE_AFTER_SECONDS).
+    flood_rate: float = 5000.0
+    flood_seconds: float = 10.0
+    # Sent to a socket that stopped reading, as messages of `message_chars` characters.
+    stuck_megabytes: float = 5.0
+    message_chars: int = 3500
+    # 1: the flooder runs in a process of its own (started before anything is measured); in
+    # the bystander's event loop its sends would delay the very acks being timed. 0: in this
+    # process (smoke runs, where only correctness counts).
+    flooder_process: int = 1
+
+
+SMOKE = AbuseOptions(
+    baseline=0.5,
+    flood_rate=500,
+    flood_seconds=1.0,
+    stuck_megabytes=0.2,
+    message_chars=2000,
+    flooder_process=0,
+)
+
+
+def stack_env(_options: AbuseOptions) -> dict[str, str]:
+    return {**EDGE_LIMITS, "SEND_RATE_PER_SECOND": "10000", "SEND_BURST": "10000"}
+
+
+async def _beat_for(bystander: BenchSocket, seconds: float, interval: float) -> list[float]:
+    round_trips = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        round_trips.append(await asyncio.wait_for(bystander.heartbeat(), 10))
+        await asyncio.sleep(interval)
+    return round_trips
+
+
+@dataclass
+class FloodOutcome:
+    sent: int = 0
+    errors_received: int = 0
+    rate_limited_errors: int = 0
+    other_frames: int = 0
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_after: float | None = None
+
+
+def flood_in_process(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
+    return uvloop.run(_flood(edge_ws, user_id, options))
+
+
+def _started() -> bool:
+    return True
+
+
+async def _flood(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
+    outcome = FloodOutcome()
+    socket: ClientConnection = await websockets.connect(
+        socket_url(edge_ws, user_id), compression=None, proxy=None
+    )
+    typing = orjson.dumps({"event": "typing", "conversationId": "c-flood"}).decode()
+    garbage = "{not json"
+    started = time.monotonic()
+
+    async def read() -> None:
+        async for raw in socket:
+            frame = orjson.loads(raw)
+            if frame.get("event") == "error":
+                outcome.errors_received += 1
+                outcome.rate_limited_errors += "rate limited" in str(frame.get("message"))
+            else:
+                outcome.other_frames += 1
+
+    reader = asyncio.create_task(read())
+    # Batches every 10 ms: the benchmark's own loop stays responsive for the bystander.
+    per_batch = max(1, round(options.flood_rate / 100))
+    try:
+        while time.monotonic() - started < options.flood_seconds and not reader.done():
+            for _ in range(per_batch):
+                await socket.send(typing if outcome.sent % 2 == 0 else garbage)
+                outcome.sent += 1
+            await asyncio.sleep(0.01)
+    except ConnectionClosed:
+        pass
+    if reader.done() or socket.protocol.close_rcvd is not None:
+        # The edge closed it before the flood was over.
+        outcome.closed_after = round(time.monotonic() - started, 2)
+    await socket.close()
+    await asyncio.wait([reader], timeout=10)
+    received = socket.protocol.close_rcvd
+    if received is not None and outcome.closed_after is not None:
+        outcome.close_code = received.code
+        outcome.close_reason = received.reason
+    return outcome
+
+
+async def _edge_stats(ctx: Context) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=ctx.endpoints.edge, trust_env=False) as http:
+        stats: dict[str, Any] = (await http.get("/stats")).json()
+        return stats
+
+
+async def _fill_stuck_socket(
+    ctx: Context, stuck_user: str, options: AbuseOptions, result: ScenarioResult
+) -> None:
+    messages = max(1, round(options.stuck_megabytes * 1_000_000 / options.message_chars))
+    senders = fresh_user_ids(min(SENDERS, messages), ctx.rng)
+    rest = RestClient(ctx.endpoints.messaging, max_connections=SEND_CONCURRENCY)
+    try:
+        conversations = await asyncio.gather(
+            *(rest.create_conversation(s, [stuck_user]) for s in senders)
+        )
+        async with StuckSocket(ctx.endpoints.edge_ws, stuck_user) as stuck:
+            await asyncio.sleep(0.5)  # admitted and bound before the first message
+            before = await _edge_stats(ctx)
+            slots = asyncio.Semaphore(SEND_CONCURRENCY)
+            refused: list[int] = []
+
+            async def send(index: int) -> None:
+                sender = index % len(senders)
+                content = f"{ctx.run_tag}-{index}-".ljust(options.message_chars, "x")
+                status = 0
+                async with slots:
+                    # The same clientMessageId on a retry: the message is stored once.
+                    for _attempt in range(SEND_ATTEMPTS):
+                        try:
+                            response = await rest.send_message(
+                                senders[sender],
+                                conversations[sender],
+                                content,
+                                f"{ctx.run_tag}-{index}",
+                            )
+                        except httpx.TransportError:
+                            continue
+                        status = response.status_code
+                        if status < 500:
+                            break
+                if status != 201:
+                    refused.append(status)
+
+            ctx.progress.say(
+                f"sending {messages} messages of {options.message_chars} characters "
+                f"({options.stuck_megabytes:g} MB) to a socket that stopped reading"
+            )
+            await asyncio.gather(*(send(i) for i in range(messages)))
+            await asyncio.sleep(1.0)  # the last deliveries reach the edge
+            after = await _edge_stats(ctx)
+            bound = after.get("limits", {}).get("outboundMaxBytes", 0)
+            # It reads again: what was written before the edge gave up on it, and the close
+            # (none is expected when less than the bound was sent).
+            overflowing = messages * options.message_chars > bound
+            back = await stuck.read_until_closed(within=STUCK_READ_SECONDS if overflowing else 1)
+    finally:
+        await rest.close()
+    growth = (after["rssBytes"] - before["rssBytes"]) / MIB
+    result.figures.update(
+        {
+            "stuck_sent_messages": messages,
+            "stuck_sent_mib": round(messages * options.message_chars / MIB, 2),
+            "stuck_refused_sends": len(refused),
+            "stuck_outbound_bound_mib": round(bound / MIB, 2),
+            "edge_rss_before_mib": round(before["rssBytes"] / MIB, 1),
+            "edge_rss_after_mib": round(after["rssBytes"] / MIB, 1),
+            "edge_rss_growth_mib": round(growth, 2),
+            "stuck_frames_read_after": back.frames,
+            "stuck_closed_by_edge": back.closed,
+            "stuck_close_code": back.code,
+        }
+    )
+    if refused:
+        result.problems.append(f"{len(refused)} sends refused: {sorted(set(refused))}")
+
+
+async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
+    result = ScenarioResult("abuse", asdict(options))
+    bystander_user, flooder_user, stuck_user = fresh_user_ids(3, ctx.rng)
+    loop = asyncio.get_running_loop()
+    flooder: ProcessPoolExecutor | None = None
+    if options.flooder_process:
+        flooder = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        await loop.run_in_executor(flooder, _started)
+    bystander = BenchSocket(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
+    await bystander.open(open_timeout=10)
+    stats = await _edge_stats(ctx)
+    result.figures["edge_limits"] = orjson.dumps(stats.get("limits", {})).decode()
+    ctx.progress.say(f"edge limits: {stats.get('limits')}")
+    try:
+        ctx.progress.say(f"bystander heartbeats for {options.baseline:g}s before the flood")
+        before = await _beat_for(bystander, options.baseline, options.beat_interval)
+        flooding: asyncio.Future[FloodOutcome] = (
+            loop.run_in_executor(
+                flooder, flood_in_process, ctx.endpoints.edge_ws, flooder_user, options
+            )
+            if flooder is not None
+            else asyncio.ensure_future(_flood(ctx.endpoints.edge_ws, flooder_user, options))
+        )
+        ctx.progress.say(
+            f"flood: {options.flood_rate:g} frames/s for up to {options.flood_seconds:g}s"
+        )
+        during: list[float] = []
+        while not flooding.done():
+            during.append(await asyncio.wait_for(bystander.heartbeat(), 10))
+            await asyncio.sleep(options.beat_interval)
+        flood = await flooding
+    finally:
+        await bystander.close()
+        if flooder is not None:
+            flooder.shutdown(cancel_futures=True)
+
+    result.figures.update(latency_figures("bystander_before", before))
+    result.figures.update(latency_figures("bystander_during", during))
+    result.figures.update(
+        {
+            "flood_frames_sent": flood.sent,
+            "flood_errors_received": flood.errors_received,
+            "flood_rate_limited_errors": flood.rate_limited_errors,
+            "flood_other_frames": flood.other_frames,
+            "flood_close_code": flood.close_code,
+            "flood_close_reason": flood.close_reason,
+            "flood_closed_after_s": flood.closed_after,
+        }
+    )
+    # The issue's bar: during the flood, the bystander's p99 within 2x of before, or +10 ms.
+    calm, stormy = summarize(before), summarize(during)
+    if calm is not None and stormy is not None:
+        bar = max(2 * calm.p99, calm.p99 + 0.010)
+        result.figures["bystander_p99_bar_ms"] = to_ms(bar)
+        result.figures["bystander_p99_within_bar"] = stormy.p99 <= bar
+    if flood.errors_received > flood.sent:
+        result.problems.append(
+            f"the flooder got more answers ({flood.errors_received}) than frames ({flood.sent})"
+        )
+    await _fill_stuck_socket(ctx, stuck_user, options, result)
+    return result
