@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
+from chat_core import metrics
 from chat_core.close_codes import CloseCode
 from chat_core.events import NewMessage, ServerFrame
 from ws_edge.flow import FrameGate, OutboundLimits
@@ -110,6 +111,7 @@ class Connection:
 
     def _overflow(self, frames: int) -> None:
         log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
+        metrics.closed(CloseCode.SLOW_CONSUMER)
         self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:

@@ -48,6 +48,7 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     try:
         if edge.sockets > edge.settings.max_sockets:
             log.warning("edge full, socket refused", sockets=edge.sockets - 1)
+            metrics.admission(CloseCode.TRY_AGAIN_LATER)
             await socket.close(CloseCode.TRY_AGAIN_LATER, "edge full; try again later")
             return
         await _admit_and_serve(edge, socket, path_user_id)
@@ -135,6 +136,7 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
             metrics.FRAMES_IN.labels("unknown", "rate_limited").inc()
             if verdict is Verdict.CLOSE:
                 log.warning("closed for sustained abuse: over the frame rate limit")
+                metrics.closed(CloseCode.POLICY_VIOLATION)
                 await connection.close(CloseCode.POLICY_VIOLATION, _OVER_RATE_REASON)
                 return
             if verdict is Verdict.WARN:
@@ -149,6 +151,7 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
             metrics.FRAMES_IN.labels("binary" if text is None else "unknown", "invalid").inc()
             if gate.invalid_frame(policy, now):
                 log.warning("closed for sustained abuse: too many invalid frames")
+                metrics.closed(CloseCode.POLICY_VIOLATION)
                 await connection.close(CloseCode.POLICY_VIOLATION, _INVALID_REASON)
                 return
             await _send_error(connection, ErrorFrame(message=str(error)))
