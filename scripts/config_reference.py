@@ -59,6 +59,9 @@ class Setting:
 
 def type_name(annotation: object) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        # Validators in the metadata are how a value is parsed, not what it is.
+        return type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return " \\| ".join(str(a) for a in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):
@@ -75,7 +78,14 @@ def type_name(annotation: object) -> str:
 
 def default_text(field: FieldInfo) -> tuple[str, bool]:
     if field.default_factory is not None:
-        doc = inspect.getdoc(field.default_factory)
+        factory = field.default_factory
+        if getattr(factory, "__name__", "") == "<lambda>":
+            # A literal default wrapped in a lambda (a list): show the value itself.
+            value = factory()  # type: ignore[call-arg]
+            return f"`{','.join(map(str, value)) if isinstance(value, list) else value}`", False
+        if factory in (list, dict):
+            return "empty", False
+        doc = inspect.getdoc(factory)
         return (doc.splitlines()[0] if doc else "computed"), False
     if field.default is PydanticUndefined:
         return "(required)", True
