@@ -82,7 +82,6 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
-    app.include_router(api.router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
     app.state.rest_limits = RestLimits(settings)
     app.include_router(
