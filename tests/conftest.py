@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chat_core.broker import QUEUE_BINDINGS, Broker, Topology
+from chat_core.broker import Broker, Topology, delete_topology
 from chat_core.db import Database, connect, ensure_indexes
 from tests.support import infra
 from tests.support.stack import run_names
@@ -41,14 +41,5 @@ async def broker(amqp_url: str) -> AsyncIterator[Broker]:
     connected = Broker(amqp_url, Topology(prefix), "test")
     await connected.start()
     yield connected
-    channel = await connected.connection.channel()
-    for name in QUEUE_BINDINGS:
-        await channel.queue_delete(connected.topology.queue(name))
-        await channel.queue_delete(connected.topology.dead_queue(name), if_empty=False)
-    for exchange in (
-        connected.topology.events_exchange,
-        connected.topology.deliver_exchange,
-        connected.topology.dead_letter_exchange,
-    ):
-        await channel.exchange_delete(exchange)
+    await delete_topology(await connected.connection.channel(), connected.topology)
     await connected.close()

@@ -44,7 +44,7 @@ def stack(
         extra_env={**FAST_PRESENCE, **RAISED_LIMITS},
     )
     yield running
-    running.stop_all()
+    running.close()
 
 
 @pytest.fixture(scope="session")

@@ -387,7 +387,7 @@ def device_edges(
             own.start("ws-edge", None, EDGE_ID="devices-b"),
         )
     finally:
-        own.stop_all()
+        own.close()
 
 
 async def test_one_socket_too_many_closes_the_users_oldest_with_4029(

@@ -25,9 +25,8 @@ async def old_stack(
     stack = Stack(amqp_url, mongo_url, tmp_path)
     client = connect(mongo_url)
     yield stack, client[stack.db_name]
-    stack.stop_all()
-    await client.drop_database(stack.db_name)
     await client.close()
+    stack.close()
 
 
 async def write_version_1(db: Database, alice: str, bob: str) -> tuple[str, list[str]]:

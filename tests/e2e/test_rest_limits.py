@@ -40,7 +40,7 @@ def services(
     try:
         yield own.start("messaging"), own.start("presence")
     finally:
-        own.stop_all()
+        own.close()
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chat_core.broker import PRESENCE, QUEUE_BINDINGS, SLOTS, Broker, Topology, slot_of
+from chat_core.broker import PRESENCE, SLOTS, Broker, Topology, slot_of
 from chat_core.events import ConnectionOpened, InboundEvent, inbound_event_adapter, utcnow
+from tests.support.cleanup import remove_topology
 from tests.support.stack import run_names
 from tests.support.users import new_user
 
@@ -24,20 +25,7 @@ async def topology(amqp_url: str) -> AsyncIterator[Topology]:
     _, prefix = run_names()
     partitioned = Topology(prefix, partitions=PARTITIONS)
     yield partitioned
-    cleaner = Broker(amqp_url, partitioned, "cleanup")
-    await cleaner.start()
-    channel = await cleaner.connection.channel()
-    for consumer in QUEUE_BINDINGS:
-        for name in partitioned.queues_of(consumer):
-            await channel.queue_delete(name)
-        await channel.queue_delete(partitioned.dead_queue(consumer))
-    for exchange in (
-        partitioned.events_exchange,
-        partitioned.deliver_exchange,
-        partitioned.dead_letter_exchange,
-    ):
-        await channel.exchange_delete(exchange)
-    await cleaner.close()
+    await remove_topology(amqp_url, partitioned)
 
 
 class Count:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from chat_core.broker import Topology
+from tests.support.cleanup import remove_run_blocking
+
 BIN = Path(sys.executable).parent
 SERVICE_PORT_ENV = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
 
@@ -124,6 +127,16 @@ class Stack:
     def stop_all(self) -> None:
         for service in reversed(self.processes):
             service.stop()
+
+    def close(self) -> None:
+        """Stops every process, then deletes this run's broker topology and database."""
+        self.stop_all()
+        self.remove_state()
+
+    def remove_state(self) -> None:
+        partitions = int(self.env().get("BROKER_PARTITIONS", "0") or 0)
+        topology = Topology(self.broker_prefix, partitions=partitions)
+        remove_run_blocking(self.amqp_url, self.mongo_url, topology, self.db_name)
 
 
 def wait_ready(service: ServiceProcess, timeout: float = 90.0) -> None:

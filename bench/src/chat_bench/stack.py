@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aio_pika
 import httpx
 
 from chat_bench.progress import Progress
+from chat_core.broker import Topology, delete_topology
+from chat_core.db import connect
 
 SERVICES = ("ws-edge", "messaging", "presence")
 DEFAULT_PORTS = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
@@ -263,6 +266,25 @@ class OwnedStack:
                 self.progress.say(f"{child.name} did not stop in {grace:g}s; killing it")
                 child.process.kill()
                 await child.process.wait()
+        await self._remove_state()
+
+    async def _remove_state(self) -> None:
+        """Its durable queues would outlive the run (and slow every broker boot after it)."""
+        partitions = int(self.env_overrides.get("BROKER_PARTITIONS", "0") or 0)
+        try:
+            connection = await aio_pika.connect(self.amqp_url)
+            try:
+                channel = await connection.channel()
+                await delete_topology(channel, Topology(self.broker_prefix, partitions=partitions))
+            finally:
+                await connection.close()
+            client = connect(self.mongo_url)
+            try:
+                await client.drop_database(self.db_name)
+            finally:
+                await client.close()
+        except Exception as exc:
+            self.progress.say(f"could not remove {self.broker_prefix} / {self.db_name}: {exc}")
 
 
 @dataclass

@@ -202,6 +202,28 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
             await queue.bind(events, f"{key}.#")
 
 
+async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Removes what `declare_topology` made, messages included.
+
+    For throwaway prefixes (test sessions, benchmark runs): durable queues outlive the run
+    that declared them, and a broker recovering thousands of them at boot can take longer
+    than anyone waits for it.
+    """
+    partitioned = Topology(topology.prefix, topology.queue_type, max(topology.partitions, 1))
+    for consumer in QUEUE_BINDINGS:
+        names = {topology.queue(consumer), topology.dead_queue(consumer)}
+        if consumer in PARTITIONED:
+            names.update(partitioned.queues_of(consumer))
+        for name in sorted(names):
+            await channel.queue_delete(name)
+    for exchange in (
+        topology.events_exchange,
+        topology.deliver_exchange,
+        topology.dead_letter_exchange,
+    ):
+        await channel.exchange_delete(exchange)
+
+
 async def _declare_partitions(
     channel: AbstractChannel,
     topology: Topology,

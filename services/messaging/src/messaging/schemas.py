@@ -87,15 +87,15 @@ class MessageOut(ApiModel):
     message_type: MessageType
     timestamp: str = Field(json_schema_extra=_TIMESTAMP)
     seq: int = Field(ge=1, description="Position in the conversation: 1, 2, 3 ..., no holes.")
-    client_message_id: str | None = Field(
-        default=None, description="The sender's idempotency key, when it sent one."
+    client_message_id: str = Field(
+        description="The sender's idempotency key; the messageId when it sent none."
     )
 
     @classmethod
     def of(cls, message: Message) -> "MessageOut":
-        return cls.model_validate(
-            {**message_fields(message), "clientMessageId": message.client_message_id}
-        )
+        # A message sent without one shows its own id here, as before store version 2.
+        client_message_id = message.client_message_id or message.message_id
+        return cls.model_validate({**message_fields(message), "clientMessageId": client_message_id})
 
 
 class TombstoneOut(ApiModel):
