@@ -112,4 +112,3 @@ class EdgeDelivery:
                 if envelope.connection_id in (None, connection.connection_id):
                     # In the background: a peer that reads nothing must not stall deliveries.
                     connection.close_soon(envelope.code, envelope.reason)
-                    metrics.closed(envelope.code)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from chat_core import metrics
 from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
 from chat_core.close_codes import CloseCode
@@ -84,4 +83,3 @@ class Edge:
         for connection in self.registry.all():
             with contextlib.suppress(Exception):
                 await connection.close(code, reason)
-                metrics.closed(code)

@@ -111,14 +111,15 @@ class Connection:
 
     def _overflow(self, frames: int) -> None:
         log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
-        metrics.closed(CloseCode.SLOW_CONSUMER)
         self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Drop what is queued and close in the background; a stuck peer cannot block this."""
+        """Drop what is queued and close in the background; a stuck peer cannot block this.
+        Every close the edge makes comes through here, so it is counted here, once."""
         if self._closing:
             return
         self._closing = True
+        metrics.closed(code)
         self._drop_queue()
         if self._task is not None:
             # The writer waits for the transport to drain: cancelling there loses no frame

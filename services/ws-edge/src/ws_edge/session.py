@@ -136,7 +136,6 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
             metrics.FRAMES_IN.labels("unknown", "rate_limited").inc()
             if verdict is Verdict.CLOSE:
                 log.warning("closed for sustained abuse: over the frame rate limit")
-                metrics.closed(CloseCode.POLICY_VIOLATION)
                 await connection.close(CloseCode.POLICY_VIOLATION, _OVER_RATE_REASON)
                 return
             if verdict is Verdict.WARN:
@@ -151,7 +150,6 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
             metrics.FRAMES_IN.labels("binary" if text is None else "unknown", "invalid").inc()
             if gate.invalid_frame(policy, now):
                 log.warning("closed for sustained abuse: too many invalid frames")
-                metrics.closed(CloseCode.POLICY_VIOLATION)
                 await connection.close(CloseCode.POLICY_VIOLATION, _INVALID_REASON)
                 return
             await _send_error(connection, ErrorFrame(message=str(error)))
