@@ -209,11 +209,9 @@ async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
     that declared them, and a broker recovering thousands of them at boot can take longer
     than anyone waits for it.
     """
-    partitioned = Topology(topology.prefix, topology.queue_type, max(topology.partitions, 1))
     for consumer in QUEUE_BINDINGS:
         names = {topology.queue(consumer), topology.dead_queue(consumer)}
-        if consumer in PARTITIONED:
-            names.update(partitioned.queues_of(consumer))
+        names.update(topology.queues_of(consumer))
         for name in sorted(names):
             await channel.queue_delete(name)
     for exchange in (

@@ -12,6 +12,7 @@ from chat_core.ids import new_id
 from chat_core.metrics import observe_request
 
 REQUEST_ID_HEADER = "x-request-id"
+_HEADER_NAME = REQUEST_ID_HEADER.encode()
 # A caller's id is kept when it looks like an id; anything else (too long, odd characters,
 # a would-be log injection) is replaced by a generated one.
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
@@ -26,7 +27,7 @@ def current_request_id() -> str | None:
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _HEADER_NAME:
             candidate = value.decode("latin-1")
             if _ACCEPTABLE_ID.fullmatch(candidate):
                 return candidate
@@ -52,7 +53,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((_HEADER_NAME, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
