@@ -6,6 +6,7 @@ from small fixed sets (event names, close-code names, route templates), never fr
 deploy/grafana/dashboards/chat.json charts them; docs/observability.md says what each means.
 """
 
+import functools
 from datetime import datetime
 from time import perf_counter
 
@@ -120,9 +121,17 @@ def closed(code: int) -> None:
 
 
 def delivered(event: str, origin: datetime | None) -> None:
-    FRAMES_OUT.labels(event).inc()
+    frames_out, latency = _delivery_series(event)
+    frames_out.inc()
     if origin is not None:
-        DELIVERY_LATENCY.labels(event).observe(max((utcnow() - origin).total_seconds(), 0.0))
+        latency.observe(max((utcnow() - origin).total_seconds(), 0.0))
+
+
+@functools.cache
+def _delivery_series(event: str) -> tuple[Counter, Histogram]:
+    # Once per event name (a handful): `labels()` takes a lock and builds a key each call,
+    # and this runs for every frame delivered.
+    return FRAMES_OUT.labels(event), DELIVERY_LATENCY.labels(event)
 
 
 def outbox_sample(backlog: int, oldest: datetime | None) -> None:
