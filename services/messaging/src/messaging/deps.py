@@ -7,7 +7,9 @@ from chat_core.http_auth import BearerCredentials, admit_bearer
 from messaging.service import Messaging
 
 
-def get_messaging(connection: HTTPConnection) -> Messaging:
+async def get_messaging(connection: HTTPConnection) -> Messaging:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency on its thread
+    # pool, a thread hand-off per request (5-8 % of messaging's CPU per send in a profile).
     messaging: Messaging = connection.app.state.messaging
     return messaging
 

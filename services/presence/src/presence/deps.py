@@ -7,7 +7,7 @@ from chat_core.http_auth import BearerCredentials, admit_bearer
 from presence.service import PresenceService
 
 
-def get_service(connection: HTTPConnection) -> PresenceService:
+async def get_service(connection: HTTPConnection) -> PresenceService:
     service: PresenceService = connection.app.state.presence
     return service
 

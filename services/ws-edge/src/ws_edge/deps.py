@@ -6,7 +6,7 @@ from starlette.requests import HTTPConnection
 from ws_edge.edge import Edge
 
 
-def get_edge(connection: HTTPConnection) -> Edge:
+async def get_edge(connection: HTTPConnection) -> Edge:
     edge: Edge = connection.app.state.edge
     return edge
 
