@@ -1,7 +1,8 @@
 """RabbitMQ topology, confirmed publishing and at-least-once consuming (aio-pika).
 
 events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typing, conn.opened...)
-deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys
+deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys;
+                          one publish names every recipient (CC), each edge gets one copy
 dead-letter exchange      poison messages, one dead queue per consuming service
 
 Partitions (Topology.partitions > 0): the presence and messaging queues become N queues with a
@@ -36,6 +37,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
     DeliveryMode,
+    FieldValue,
 )
 from aio_pika.robust_connection import RobustConnection
 from pydantic import TypeAdapter, ValidationError
@@ -159,8 +161,30 @@ class Topology:
         return f"{self.prefix}.edge.{edge_id}"
 
 
+_USER_PREFIX = "user."
+
+
 def user_key(user_id: str) -> str:
-    return f"user.{user_id}"
+    return f"{_USER_PREFIX}{user_id}"
+
+
+# Recipients named in one publish. The CC header travels in one AMQP frame (128 KiB by
+# default); 500 keys of a phone-number id take about 10 KiB.
+_RECIPIENTS_PER_PUBLISH = 500
+
+
+def recipients(message: AbstractIncomingMessage) -> list[str]:
+    """The user ids a delivery names: its routing key and its CC keys (`Broker.deliver`)."""
+    keys: list[Any] = [message.routing_key or ""]
+    cc = (message.headers or {}).get("CC")
+    if isinstance(cc, list | tuple):
+        keys.extend(cc)
+    users = []
+    for key in keys:
+        text = key.decode() if isinstance(key, bytes) else key
+        if isinstance(text, str) and text.startswith(_USER_PREFIX):
+            users.append(text[len(_USER_PREFIX) :])
+    return users
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
@@ -394,17 +418,28 @@ class Broker:
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
     ) -> None:
-        """Publish one envelope to each user's key; returns once every copy is confirmed."""
+        """Deliver one envelope to every device of each user; returns once confirmed.
+
+        One publish names all the users: the first by its routing key, the others in the CC
+        header (RabbitMQ's sender-selected distribution). RabbitMQ routes it to every queue
+        bound to any of the keys, once per queue, so each edge receiving it gets one copy and
+        hands it to those of the users it holds (`recipients`). A group's message costs one
+        publish and one confirm, not one per member.
+        """
         body = envelope.to_json()
         exchange = self.deliver_exchange
-        # mandatory=False: a user with no edge bound is offline, not an error.
+        keys = [user_key(user_id) for user_id in dict.fromkeys(user_ids)]
+        publishes = []
+        for start in range(0, len(keys), _RECIPIENTS_PER_PUBLISH):
+            chunk = keys[start : start + _RECIPIENTS_PER_PUBLISH]
+            message = _message(body, ttl)
+            if len(chunk) > 1:
+                cc: list[FieldValue] = list(chunk[1:])
+                message.headers = {"CC": cc}
+            # mandatory=False: a user with no edge bound is offline, not an error.
+            publishes.append(exchange.publish(message, chunk[0], mandatory=False))
         with _confirm_timer("deliver"):
-            await asyncio.gather(
-                *(
-                    exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
-                    for user_id in user_ids
-                )
-            )
+            await asyncio.gather(*publishes)
 
     async def consume(
         self,
