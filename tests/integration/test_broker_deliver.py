@@ -3,7 +3,7 @@
 import asyncio
 from collections import Counter
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
 
 from chat_core.broker import Broker, recipients, user_key
 from chat_core.events import Disconnect
@@ -85,3 +85,16 @@ async def test_a_single_recipient_has_no_cc(broker: Broker) -> None:
     [message] = await drain(queue)
     assert "CC" not in (message.headers or {})
     assert recipients(message) == [alice]
+
+
+async def test_an_expiring_delivery_goes_unconfirmed_and_still_arrives(broker: Broker) -> None:
+    alice, bob = USERS[:2]
+    queue = await edge_queue(broker, alice, bob)
+
+    # Published on the unconfirmed channel, without waiting for the broker.
+    await broker.deliver([alice, bob], Disconnect(code=4003, reason="fleeting"), ttl=5)
+
+    [message] = await drain(queue)
+    assert recipients(message) == [alice, bob]
+    assert message.expiration == 5
+    assert message.delivery_mode == DeliveryMode.NOT_PERSISTENT

@@ -364,6 +364,11 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
         self._deliver: AbstractExchange | None = None
+        # Events that expire (typing, edge.alive) go unconfirmed on a channel of their own:
+        # losing one to a broker crash is the same as its expiring, and confirm bookkeeping
+        # was most of typing's cost in a profile (docs/performance.md).
+        self._fleeting_events: AbstractExchange | None = None
+        self._fleeting_deliver: AbstractExchange | None = None
 
     async def start(self) -> None:
         self._connection = await connect_failover(
@@ -373,6 +378,9 @@ class Broker:
         await declare_topology(self._channel, self.topology)
         self._events = await self._channel.get_exchange(self.topology.events_exchange)
         self._deliver = await self._channel.get_exchange(self.topology.deliver_exchange)
+        fleeting = await self._connection.channel(publisher_confirms=False)
+        self._fleeting_events = await fleeting.get_exchange(self.topology.events_exchange)
+        self._fleeting_deliver = await fleeting.get_exchange(self.topology.deliver_exchange)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -409,16 +417,23 @@ class Broker:
     async def publish_event(
         self, envelope: Frame, routing_key: str, *, ttl: float | None = None
     ) -> None:
-        """Publish to the events exchange and wait for the broker's confirm."""
+        """Publish to the events exchange and wait for the broker's confirm; an event with a
+        `ttl` expires anyway, so it is published without one."""
         assert self._events is not None, "Broker.start() first"
+        assert self._fleeting_events is not None
         key = keyed_by_slot(envelope, routing_key)
+        message = _message(envelope.to_json(), ttl)
+        if ttl is not None:
+            await self._fleeting_events.publish(message, key, mandatory=False)
+            return
         with _confirm_timer("events"):
-            await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
+            await self._events.publish(message, key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
     ) -> None:
-        """Deliver one envelope to every device of each user; returns once confirmed.
+        """Deliver one envelope to every device of each user; returns once confirmed (if it
+        has no `ttl`: what expires is published unconfirmed, as in `publish_event`).
 
         One publish names all the users: the first by its routing key, the others in the CC
         header (RabbitMQ's sender-selected distribution). RabbitMQ routes it to every queue
@@ -427,7 +442,8 @@ class Broker:
         publish and one confirm, not one per member.
         """
         body = envelope.to_json()
-        exchange = self.deliver_exchange
+        exchange = self.deliver_exchange if ttl is None else self._fleeting_deliver
+        assert exchange is not None
         keys = [user_key(user_id) for user_id in dict.fromkeys(user_ids)]
         publishes = []
         for start in range(0, len(keys), _RECIPIENTS_PER_PUBLISH):
@@ -438,6 +454,9 @@ class Broker:
                 message.headers = {"CC": cc}
             # mandatory=False: a user with no edge bound is offline, not an error.
             publishes.append(exchange.publish(message, chunk[0], mandatory=False))
+        if ttl is not None:
+            await asyncio.gather(*publishes)
+            return
         with _confirm_timer("deliver"):
             await asyncio.gather(*publishes)
 
