@@ -151,20 +151,37 @@ class Side:
 # --- our stack ----------------------------------------------------------------------------
 
 
-async def _probe_heartbeats(
-    probes: Sequence[BenchSocket], rate: float, round_trips: list[float], failures: list[str]
-) -> PacedRun:
-    async def beat(index: int) -> None:
-        socket = probes[index % len(probes)]
+async def probe_heartbeats(
+    probes: Sequence[BenchSocket],
+    rate: float,
+    stop: asyncio.Event,
+    round_trips: list[float],
+    failures: list[str],
+) -> None:
+    """Heartbeats from already-open sockets, `rate` per second in all, from now until `stop`;
+    then every one still in flight is waited for (the first starts at once, so a storm
+    however short is sampled)."""
+
+    async def beat(socket: BenchSocket) -> None:
         try:
             round_trips.append(await asyncio.wait_for(socket.heartbeat(), CONNECT_TIMEOUT))
         except Exception as error:
             failures.append(f"{socket.user_id}: {type(error).__name__}: {error}")
 
-    # Far more than any connect storm lasts; cancelled when it is over.
-    return await paced(
-        int(rate * 3600), beat, rate=rate, max_in_flight=len(probes) * 4, settle_timeout=1
-    )
+    in_flight: set[asyncio.Task[None]] = set()
+    started = time.monotonic()
+    index = 0
+    while not stop.is_set():
+        task = asyncio.create_task(beat(probes[index % len(probes)]))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        index += 1
+        # On schedule (open loop): a slow ack does not delay the next heartbeat.
+        due = started + index / rate
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
+    if in_flight:
+        await asyncio.wait(set(in_flight))
 
 
 async def ours_idle(
@@ -186,13 +203,18 @@ async def ours_idle(
     round_trips: list[float] = []
     probe_failures: list[str] = []
     before = rss_kib(edge_pid)
+    storm_over = asyncio.Event()
     probing = (
         asyncio.create_task(
-            _probe_heartbeats(
-                list(probes.sockets.values()), options.probe_rate, round_trips, probe_failures
+            probe_heartbeats(
+                list(probes.sockets.values()),
+                options.probe_rate,
+                storm_over,
+                round_trips,
+                probe_failures,
             )
         )
-        if probes.sockets
+        if probes.sockets and options.probe_rate > 0
         else None
     )
     try:
@@ -205,10 +227,9 @@ async def ours_idle(
                 concurrency=options.connect_concurrency,
             )
     finally:
+        storm_over.set()
         if probing is not None:
-            probing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probing
+            await probing
     try:
         await asyncio.sleep(options.settle)
         after = rss_kib(edge_pid)
