@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from chat_bench.results import Figure, ScenarioResult
 from chat_bench.scenarios import e2e
 from chat_bench.scenarios.context import Context
 from chat_bench.sockets import BenchSocket, ignore_frames
-from chat_bench.stack import OwnedStack, StackError, check_infrastructure
+from chat_bench.stack import Endpoints, OwnedStack, StackError, check_infrastructure
 from chat_bench.stats import latency_figures, per_second
 from chat_bench.users import fresh_user_ids
 
@@ -145,7 +145,8 @@ class Side:
     figures: dict[str, Figure] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    processes: dict[str, int] = field(default_factory=dict)
+    # Per phase ("idle", "send"), each on a fresh server: role -> pid.
+    processes: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 # --- our stack ----------------------------------------------------------------------------
@@ -265,24 +266,53 @@ async def ours_idle(
         side.problems.append(f"{dropped} idle sockets were closed by the server")
 
 
-async def run_ours(
-    options: CompareOptions, args: argparse.Namespace, rng: random.Random, progress: Progress
-) -> Side:
-    side = Side("ours")
+@contextlib.asynccontextmanager
+async def our_stack(args: argparse.Namespace, progress: Progress) -> AsyncIterator[Endpoints]:
+    """A fresh stack, as every scenario gets: no phase inherits another's backlog (5,000
+    sockets closing leave the edge and presence minutes of unbinding and expiring)."""
     stack = OwnedStack(args.amqp_url, args.mongo_url, dict(RAISED_LIMITS), progress)
     try:
-        endpoints = await stack.start(args.ready_timeout)
+        yield await stack.start(args.ready_timeout)
+    finally:
+        await stack.stop()
+
+
+async def run_phase(side: Side, phase: str, work: Coroutine[Any, Any, None]) -> None:
+    """One phase's failure is reported and the next phase still runs."""
+    try:
+        await work
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        side.problems.append(f"{phase} failed: {type(error).__name__}: {error}")
+
+
+async def ours_idle_phase(
+    side: Side,
+    options: CompareOptions,
+    args: argparse.Namespace,
+    rng: random.Random,
+    progress: Progress,
+) -> None:
+    async with our_stack(args, progress) as endpoints:
         edge_pid = pid_listening_on(port_of(endpoints.edge, 80))
         if edge_pid is None:
             raise StackError("cannot find the ws-edge process by its port")
-
-        def meter() -> CpuMeter:
-            found = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
-            side.processes = dict(found.pids)
-            return found
-
+        meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+        side.processes["idle"] = dict(meter.pids)
         progress.say(f"ours: {options.sockets} idle sockets")
-        await ours_idle(side, endpoints.edge_ws, edge_pid, meter(), options, rng, progress)
+        await ours_idle(side, endpoints.edge_ws, edge_pid, meter, options, rng, progress)
+
+
+async def ours_send_phase(
+    side: Side,
+    options: CompareOptions,
+    args: argparse.Namespace,
+    rng: random.Random,
+    progress: Progress,
+) -> None:
+    async with our_stack(args, progress) as endpoints:
+        meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+        side.processes["send"] = dict(meter.pids)
         progress.say(f"ours: REST send -> socket at {options.rate:g}/s (the e2e scenario)")
         ctx = Context(
             endpoints,
@@ -292,7 +322,7 @@ async def run_ours(
             heartbeat_interval=APP_HEARTBEAT_SECONDS,
             settle_timeout=options.presence_settle_timeout,
             mongo_url=args.mongo_url,
-            cpu=meter(),
+            cpu=meter,
         )
         sent = await e2e.run(
             ctx,
@@ -305,19 +335,25 @@ async def run_ours(
                 duplicate_window=0.5,
             ),
         )
-        figures = sent.figures
-        for name in ("achieved_rate_per_s", "sent", "delivered", "lost", "duplicates"):
-            side.figures[name] = figures.get(name)
-        for name in ("latency", "rest"):
-            for stat in ("count", "p50_ms", "p99_ms", "max_ms"):
-                side.figures[f"{name}_{stat}"] = figures.get(f"{name}_{stat}")
-        operations = figures.get("measured_operations")
-        if isinstance(operations, int):
-            side.figures.update(cpu_figures(ctx.cpu, "send", operations))
-        side.problems.extend(sent.problems)
-        side.notes.extend(sent.notes)
-    finally:
-        await stack.stop()
+    figures = sent.figures
+    for name in ("achieved_rate_per_s", "sent", "delivered", "lost", "duplicates"):
+        side.figures[name] = figures.get(name)
+    for name in ("latency", "rest"):
+        for stat in ("count", "p50_ms", "p99_ms", "max_ms"):
+            side.figures[f"{name}_{stat}"] = figures.get(f"{name}_{stat}")
+    operations = figures.get("measured_operations")
+    if isinstance(operations, int):
+        side.figures.update(cpu_figures(meter, "send", operations))
+    side.problems.extend(sent.problems)
+    side.notes.extend(sent.notes)
+
+
+async def run_ours(
+    options: CompareOptions, args: argparse.Namespace, rng: random.Random, progress: Progress
+) -> Side:
+    side = Side("ours")
+    await run_phase(side, "idle sockets", ours_idle_phase(side, options, args, rng, progress))
+    await run_phase(side, "sends", ours_send_phase(side, options, args, rng, progress))
     return side
 
 
@@ -590,6 +626,50 @@ def _pick(figures: dict[str, float | int | None]) -> dict[str, Figure]:
     return {k: v for k, v in figures.items() if k.endswith(keep)}
 
 
+@contextlib.asynccontextmanager
+async def centrifugo_server(
+    path: Path, args: argparse.Namespace, side: Side, phase: str, progress: Progress
+) -> AsyncIterator[tuple[CentrifugoConfig, CpuMeter]]:
+    """A fresh server per phase, as ours gets a fresh stack."""
+    config = CentrifugoConfig.generate(free_unreserved_port())
+    server = OwnedCentrifugo(path, config, progress)
+    try:
+        await server.start(args.ready_timeout)
+        side.processes[phase] = {"load generator": os.getpid(), "centrifugo": server.pid}
+        yield config, CpuMeter(dict(side.processes[phase]))
+        if server.process is not None and server.process.returncode is not None:
+            side.problems.append(f"Centrifugo exited during {phase}: {server.log_tail()}")
+    finally:
+        await server.stop()
+
+
+async def centrifugo_idle_phase(
+    side: Side,
+    options: CompareOptions,
+    path: Path,
+    args: argparse.Namespace,
+    rng: random.Random,
+    progress: Progress,
+) -> None:
+    async with centrifugo_server(path, args, side, "idle", progress) as (config, meter):
+        progress.say(f"Centrifugo: {options.sockets} idle sockets")
+        pid = side.processes["idle"]["centrifugo"]
+        await centrifugo_idle(side, config, pid, meter, options, rng, progress)
+
+
+async def centrifugo_send_phase(
+    side: Side,
+    options: CompareOptions,
+    path: Path,
+    args: argparse.Namespace,
+    rng: random.Random,
+    progress: Progress,
+) -> None:
+    async with centrifugo_server(path, args, side, "send", progress) as (config, meter):
+        progress.say(f"Centrifugo: HTTP API publish -> socket at {options.rate:g}/s")
+        await centrifugo_latency(side, config, meter, options, rng, progress)
+
+
 async def run_centrifugo(
     options: CompareOptions,
     path: Path,
@@ -598,23 +678,10 @@ async def run_centrifugo(
     progress: Progress,
 ) -> Side:
     side = Side("centrifugo")
-    config = CentrifugoConfig.generate(free_unreserved_port())
-    server = OwnedCentrifugo(path, config, progress)
-    try:
-        await server.start(args.ready_timeout)
-        side.processes = {"load generator": os.getpid(), "centrifugo": server.pid}
-        progress.say(f"Centrifugo: {options.sockets} idle sockets")
-        await centrifugo_idle(
-            side, config, server.pid, CpuMeter(dict(side.processes)), options, rng, progress
-        )
-        progress.say(f"Centrifugo: HTTP API publish -> socket at {options.rate:g}/s")
-        await centrifugo_latency(
-            side, config, CpuMeter(dict(side.processes)), options, rng, progress
-        )
-        if server.process is not None and server.process.returncode is not None:
-            side.problems.append(f"Centrifugo exited: {server.log_tail()}")
-    finally:
-        await server.stop()
+    await run_phase(
+        side, "idle sockets", centrifugo_idle_phase(side, options, path, args, rng, progress)
+    )
+    await run_phase(side, "sends", centrifugo_send_phase(side, options, path, args, rng, progress))
     return side
 
 
@@ -730,9 +797,9 @@ def combined_result(
             result.figures[f"{side.name}_{key}"] = value
         result.problems.extend(f"{side.name}: {p}" for p in side.problems)
         result.notes.extend(f"{side.name}: {n}" for n in side.notes)
-        if side.processes:
-            result.figures[f"{side.name}_cpu_processes"] = ", ".join(
-                f"{role}={pid}" for role, pid in sorted(side.processes.items())
+        for phase, pids in side.processes.items():
+            result.figures[f"{side.name}_{phase}_processes"] = ", ".join(
+                f"{role}={pid}" for role, pid in sorted(pids.items())
             )
     for row in rows:
         if not row.ours_only:
