@@ -44,7 +44,7 @@ from chat_bench.centrifugo import (
     free_unreserved_port,
     ignore_pushes,
 )
-from chat_bench.cpu import CpuMeter, pid_listening_on, port_of
+from chat_bench.cpu import CpuMeter, cpu_seconds, pid_listening_on, port_of
 from chat_bench.limits import raise_open_file_limit, shortfall
 from chat_bench.pacing import PacedRun, paced
 from chat_bench.population import CONNECT_TIMEOUT, bring_online
@@ -63,6 +63,11 @@ EXIT_INCORRECT = 1
 EXIT_USAGE = 2
 DASH = "\N{EN DASH}"
 PUBLISH_TIMEOUT = 10.0
+# Before each phase: the shared database and broker together below this share of one core
+# over a sample, waiting at most this long.
+QUIET_CPU_FRACTION = 0.10
+QUIET_SAMPLE_SECONDS = 1.0
+QUIET_WITHIN_SECONDS = 60.0
 # The app's heartbeat interval: presence expires users who do not heartbeat.
 APP_HEARTBEAT_SECONDS = 30.0
 
@@ -278,8 +283,42 @@ async def our_stack(args: argparse.Namespace, progress: Progress) -> AsyncIterat
         await stack.stop()
 
 
-async def run_phase(side: Side, phase: str, work: Coroutine[Any, Any, None]) -> None:
+async def wait_until_quiet(
+    args: argparse.Namespace, progress: Progress, *, within: float = QUIET_WITHIN_SECONDS
+) -> float | None:
+    """Wait until the shared database and broker are near idle: the previous phase's stack
+    leaves them work (its database dropped, its queues deleted, presence writes draining)
+    that would otherwise land in the next phase, whichever stack that measures. Seconds
+    waited, or None when they were still busy at the deadline (measured anyway)."""
+    pids = [
+        pid
+        for pid in (
+            pid_listening_on(port_of(args.amqp_url, 5672)),
+            pid_listening_on(port_of(args.mongo_url, 27017)),
+        )
+        if pid is not None
+    ]
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        before = [cpu_seconds(pid) or 0.0 for pid in pids]
+        await asyncio.sleep(QUIET_SAMPLE_SECONDS)
+        busy = sum((cpu_seconds(pid) or 0.0) - b for pid, b in zip(pids, before, strict=True))
+        if busy <= QUIET_CPU_FRACTION * QUIET_SAMPLE_SECONDS:
+            return round(time.monotonic() - started, 1)
+    progress.say(f"database and broker still busy after {within:g}s; measuring anyway")
+    return None
+
+
+async def run_phase(
+    side: Side,
+    phase: str,
+    work: Coroutine[Any, Any, None],
+    args: argparse.Namespace,
+    progress: Progress,
+) -> None:
     """One phase's failure is reported and the next phase still runs."""
+    waited = await wait_until_quiet(args, progress)
+    side.figures[f"{phase.replace(' ', '_')}_quiet_wait_seconds"] = waited
     # Everything alive now (modules, the previous phase's leftovers) leaves the collector's
     # view: otherwise each full collection walks it, stalling this process for 100-450 ms
     # (measured) and putting those stalls into the p99 of whichever stack is measured.
@@ -358,8 +397,12 @@ async def run_ours(
     options: CompareOptions, args: argparse.Namespace, rng: random.Random, progress: Progress
 ) -> Side:
     side = Side("ours")
-    await run_phase(side, "idle sockets", ours_idle_phase(side, options, args, rng, progress))
-    await run_phase(side, "sends", ours_send_phase(side, options, args, rng, progress))
+    await run_phase(
+        side, "idle sockets", ours_idle_phase(side, options, args, rng, progress), args, progress
+    )
+    await run_phase(
+        side, "sends", ours_send_phase(side, options, args, rng, progress), args, progress
+    )
     return side
 
 
@@ -685,9 +728,19 @@ async def run_centrifugo(
 ) -> Side:
     side = Side("centrifugo")
     await run_phase(
-        side, "idle sockets", centrifugo_idle_phase(side, options, path, args, rng, progress)
+        side,
+        "idle sockets",
+        centrifugo_idle_phase(side, options, path, args, rng, progress),
+        args,
+        progress,
     )
-    await run_phase(side, "sends", centrifugo_send_phase(side, options, path, args, rng, progress))
+    await run_phase(
+        side,
+        "sends",
+        centrifugo_send_phase(side, options, path, args, rng, progress),
+        args,
+        progress,
+    )
     return side
 
 
