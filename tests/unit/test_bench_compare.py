@@ -127,6 +127,7 @@ def test_the_rows_name_the_sizes() -> None:
     labels = [row.label for row in rows_for(CompareOptions())]
     assert "memory per idle socket, KiB (5,000 held)" in labels
     assert any("(200/s)" in label for label in labels)
+    assert "sends per second achieved (offered 200)" in labels
     assert [row.figure for row in rows_for(SMOKE) if row.ours_only] == [
         "heartbeat_ack_while_connecting_p99_ms"
     ]

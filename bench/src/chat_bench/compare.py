@@ -780,6 +780,8 @@ def rows_for(options: CompareOptions) -> list[Row]:
         Row(f"memory per idle socket, KiB ({options.sockets:,} held)", "rss_per_socket_kib"),
         Row("connects per second", "connect_rate_per_s"),
         Row("connect p99, ms", "connect_p99_ms"),
+        # A latency means little without the rate it was reached at.
+        Row(f"sends per second achieved (offered {options.rate:g})", "achieved_rate_per_s"),
         Row(f"send -> recipient socket p50, ms ({options.rate:g}/s)", "latency_p50_ms"),
         Row(f"send -> recipient socket p99, ms ({options.rate:g}/s)", "latency_p99_ms"),
         Row("send request answered p99, ms", "rest_p99_ms"),
