@@ -24,6 +24,7 @@ from chat_bench.compare import (
     options_from,
     parser,
     ratio,
+    ratio_cell,
     rows_for,
     rss_kib,
 )
@@ -101,6 +102,12 @@ def test_ratios_are_ours_over_centrifugo() -> None:
     assert ratio(1.0, None) is None
     assert ratio(1.0, 0) is None
     assert ratio(True, 1.0) is None
+
+
+def test_ratio_cells() -> None:
+    assert ratio_cell(None) == DASH
+    assert ratio_cell(0.0812) == "0.08"
+    assert ratio_cell(1032.21) == "1,032"
 
 
 def test_cells() -> None:

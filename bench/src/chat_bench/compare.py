@@ -771,6 +771,12 @@ def cell(value: Figure) -> str:
     return f"{number:.1f}" if abs(number) >= 10 else f"{number:.2f}"
 
 
+def ratio_cell(found: float | None) -> str:
+    if found is None:
+        return DASH
+    return f"{found:,.0f}" if found >= 100 else f"{found:.2f}"
+
+
 @dataclass(frozen=True)
 class Row:
     label: str
@@ -822,7 +828,7 @@ def comparison_table(
                 row.label,
                 cell(ours.get(row.figure)),
                 cell(theirs_value),
-                DASH if found is None else f"{found:.2f}",
+                ratio_cell(found),
             )
         )
     widths = [max(len(c[i]) for c in cells) for i in range(4)]
