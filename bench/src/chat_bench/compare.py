@@ -385,7 +385,7 @@ async def ours_send_phase(
             ),
         )
     figures = sent.figures
-    for name in ("achieved_rate_per_s", "sent", "delivered", "lost", "duplicates"):
+    for name in ("achieved_rate_per_s", "not_offered", "sent", "delivered", "lost", "duplicates"):
         side.figures[name] = figures.get(name)
     for name in ("latency", "rest"):
         for stat in ("count", "p50_ms", "p99_ms", "max_ms"):
@@ -645,6 +645,7 @@ async def centrifugo_latency(
     side.figures.update(
         {
             "achieved_rate_per_s": measured.achieved_rate,
+            "not_offered": measured.skipped,
             "sent": len(accepted),
             "delivered": len(accepted) - len(lost),
             "lost": len(lost),
