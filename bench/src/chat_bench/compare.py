@@ -1,7 +1,7 @@
 """chat-bench compare: this stack and Centrifugo v6.9.1 side by side, driven by the same load
 generator on the same machine, one after the other (never at once: they share two cores).
 
-For each stack, in its own fresh process(es):
+For each stack, each phase on a fresh server (ours: the stack every scenario starts):
   1. idle sockets: the server's RSS (/proc/<pid>/status) before and after N sockets connect,
      KiB per socket; connects per second; on our side, heartbeat_ack round trips of a few
      probe sockets while the N connect;
@@ -10,6 +10,7 @@ For each stack, in its own fresh process(es):
      through its HTTP API `publish` to the recipient's personal channel (memory only);
   3. CPU ms per operation for every process (cpu.py), per connect and per send.
 Then a table with ratios (ours / Centrifugo) and the JSON summary as the last line.
+docs/performance.md ("Side by side with Centrifugo") says what each side measures.
 """
 
 import argparse
@@ -52,6 +53,7 @@ from chat_bench.progress import Progress
 from chat_bench.results import Figure, ScenarioResult
 from chat_bench.scenarios import e2e
 from chat_bench.scenarios.context import Context
+from chat_bench.scenarios.crowd import CONNECT_CONCURRENCY
 from chat_bench.sockets import BenchSocket, ignore_frames
 from chat_bench.stack import Endpoints, OwnedStack, StackError, check_infrastructure
 from chat_bench.stats import latency_figures, per_second
@@ -619,7 +621,9 @@ async def centrifugo_latency(
     api = PublishApi(config)
     load = PublishLoad(api, config, uuid.uuid4().hex[:8])
     user_ids = fresh_user_ids(options.users, rng)
-    connected = await connect_centrifugo(config, user_ids, load.on_push, progress, concurrency=100)
+    connected = await connect_centrifugo(
+        config, user_ids, load.on_push, progress, concurrency=CONNECT_CONCURRENCY
+    )
     try:
         if connected.failures:
             raise RuntimeError(
