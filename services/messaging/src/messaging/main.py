@@ -15,11 +15,13 @@ from chat_core.auth import build_authenticator
 from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
+from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
+from messaging.outbox_watch import watch_outbox_forever
 from messaging.rate_limits import RestLimits, enforce_rest_limits
 from messaging.relay import relay_forever
 from messaging.service import Messaging
@@ -48,12 +50,15 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         flusher = asyncio.create_task(
             messaging.outbox.flush_forever(settings.outbox_flush_interval_seconds)
         )
+        watcher = asyncio.create_task(
+            watch_outbox_forever(runtime.db, settings.relay_interval_seconds)
+        )
         app.state.messaging = messaging
         log.info("messaging started")
         try:
             yield
         finally:
-            for task in (relay, flusher):
+            for task in (relay, flusher, watcher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -77,6 +82,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
+    app.add_middleware(RequestContextMiddleware)
     app.state.rest_limits = RestLimits(settings)
     app.include_router(
         api.router, responses=REST_ERRORS, dependencies=[Depends(enforce_rest_limits)]
@@ -118,7 +124,7 @@ def _document_configured_limits(app: FastAPI, settings: MessagingSettings) -> No
 
 
 def main() -> None:
-    args = parse_address("chat messaging service", default_port=8001)
+    args = parse_address("chat messaging service", 8001, MessagingSettings, "messaging")
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
     serve(create_app(settings), args.host or settings.host, args.port)

@@ -8,6 +8,7 @@ class PresenceSettings(ServiceSettings):
     edge_timeout_seconds: float = Field(default=30.0, gt=0)
     # Clients heartbeat every 30 s and edges forward one per 15 s: four missed heartbeats.
     connection_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    # How often dead edges' and idle connections are expired.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     # Contacts change only when a conversation is created, which invalidates them at once;
     # the TTL covers events another presence instance consumed.

@@ -8,6 +8,7 @@ import structlog
 
 from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
+from chat_core.close_codes import CloseCode
 from chat_core.events import EdgeAlive, utcnow
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
@@ -26,6 +27,8 @@ class Edge:
     runtime: Runtime
     authenticator: Authenticator
     delivery: EdgeDelivery
+    # Shutting down: /readyz answers 503 so the load balancer sends new sockets elsewhere.
+    draining: bool = False
     frame_policy: FramePolicy = field(init=False)
     outbound: OutboundLimits = field(init=False)
     origins: OriginPolicy = field(init=False)
@@ -50,7 +53,18 @@ class Edge:
     async def readiness(self) -> dict[str, bool]:
         checks = await self.runtime.readiness()
         checks["delivery_queue"] = self.delivery.is_ready()
+        checks["accepting"] = not self.draining
         return checks
+
+    async def drain(self) -> None:
+        """Before shutting down: stop being ready, give the load balancer time to notice,
+        then ask every client to reconnect (1012), which lands them on another edge."""
+        self.draining = True
+        seconds = self.settings.drain_seconds
+        log.info("draining", seconds=seconds, connections=len(self.registry))
+        await asyncio.sleep(seconds)
+        await self.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
+        log.info("drained")
 
     async def announce_forever(self) -> None:
         """Tell presence this edge is alive; silence means its connections are gone."""
