@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from chat_core.clock import utcnow
 from chat_core.db import Database, connect
-from chat_core.events import utcnow
 from chat_core.ids import new_id
 from tests.support.clients import rest_client
 from tests.support.stack import Stack

@@ -8,6 +8,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from chat_core.broker import MESSAGING, TYPING, Broker, user_key
+from chat_core.clock import utcnow
 from chat_core.db import Database
 from chat_core.events import (
     ClientEvent,
@@ -20,7 +21,6 @@ from chat_core.events import (
     NewMessage,
     TypingIndicator,
     outbound_event_adapter,
-    utcnow,
 )
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversation, Conversations

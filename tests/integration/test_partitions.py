@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chat_core.broker import PRESENCE, SLOTS, Broker, Topology, slot_of
-from chat_core.events import ConnectionOpened, InboundEvent, inbound_event_adapter, utcnow
+from chat_core.clock import utcnow
+from chat_core.events import ConnectionOpened, InboundEvent, inbound_event_adapter
 from tests.support.cleanup import remove_topology
 from tests.support.stack import run_names
 from tests.support.users import new_user

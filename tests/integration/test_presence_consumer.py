@@ -14,6 +14,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from chat_core.broker import PRESENCE, Broker, user_key
+from chat_core.clock import to_milliseconds, utcnow
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 from chat_core.events import (
@@ -33,14 +34,13 @@ from chat_core.events import (
     UserStatusChange,
     inbound_event_adapter,
     outbound_event_adapter,
-    utcnow,
 )
 from presence.consumer import presence_handler
 from presence.contacts import ContactBook
 from presence.edges import EdgeRepository
 from presence.repository import PresenceRepository
 from presence.state import Presence, Timeouts
-from presence.tracker import PresenceTracker, millis
+from presence.tracker import PresenceTracker
 from tests.support.users import new_user
 
 EDGE = "edge-it"
@@ -51,7 +51,7 @@ class Clock:
 
     def __init__(self) -> None:
         # Whole milliseconds, as stored, so times read back compare equal.
-        self.now = millis(utcnow())
+        self.now = to_milliseconds(utcnow())
 
     def __call__(self) -> datetime:
         return self.now

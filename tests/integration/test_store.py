@@ -3,8 +3,8 @@
 import asyncio
 from datetime import timedelta
 
+from chat_core.clock import utcnow
 from chat_core.db import Database
-from chat_core.events import utcnow
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Message, Messages

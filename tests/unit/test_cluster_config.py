@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from chat_core.broker import MESSAGING, PRESENCE, SLOTS, TYPING, Topology, keyed_by_slot, slot_of
-from chat_core.events import ConnectionOpened, EdgeAlive, utcnow
+from chat_core.clock import utcnow
+from chat_core.events import ConnectionOpened, EdgeAlive
 from chat_core.settings import ServiceSettings
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"

@@ -1,12 +1,9 @@
-"""What viewers see of a presence, the per-user ordering lock, and time precision."""
+"""What viewers see of a presence."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from presence import state
-from presence.locks import UserLocks
 from presence.state import Presence, Timeouts
-from presence.tracker import millis
 from presence.views import view_of
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -53,30 +50,3 @@ def test_never_seen_user_is_offline_with_no_activity() -> None:
     view = view_of(Presence(USER), CONTACT)
 
     assert (view.status, view.last_active_at, view.devices) == ("offline", None, 0)
-
-
-async def test_user_locks_keep_arrival_order_and_forget_idle_users() -> None:
-    locks = UserLocks()
-    applied: list[int] = []
-    gate = asyncio.Event()
-
-    async def apply(number: int) -> None:
-        async with locks.hold(USER):
-            if number == 0:
-                # The first holder yields, so the rest queue up behind it.
-                await gate.wait()
-            applied.append(number)
-
-    tasks = [asyncio.create_task(apply(number)) for number in range(5)]
-    await asyncio.sleep(0)
-    gate.set()
-    await asyncio.gather(*tasks)
-
-    assert applied == [0, 1, 2, 3, 4]
-    assert len(locks) == 0
-
-
-def test_millis_truncates_to_what_bson_stores() -> None:
-    precise = datetime(2026, 1, 1, 12, 0, 0, 123_456, tzinfo=UTC)
-
-    assert millis(precise) == datetime(2026, 1, 1, 12, 0, 0, 123_000, tzinfo=UTC)

@@ -4,11 +4,13 @@ Field names follow the client contract (camelCase) through aliases; Python code 
 snake_case. Unions are discriminated by `event` and decoded once with a TypeAdapter.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic.alias_generators import to_camel
+
+from chat_core.clock import utcnow
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Literal["available", "away", "busy", "offline"]
@@ -31,15 +33,6 @@ class Frame(BaseModel):
 
     def to_json(self) -> bytes:
         return self.to_text().encode()
-
-
-def isoformat(moment: datetime) -> str:
-    """ISO-8601 with an explicit offset, millisecond precision, always UTC."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- frames a client sends -------------------------------------------------------------

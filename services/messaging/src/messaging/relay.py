@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from chat_core.clock import to_milliseconds
-from chat_core.events import utcnow
+from chat_core.clock import to_milliseconds, utcnow
 from chat_core.store.messages import Message
 from chat_core.store.sync import DEFAULT_MARGIN
 from messaging.delivery import Deliverer

@@ -8,7 +8,8 @@ import structlog
 
 from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
-from chat_core.events import EdgeAlive, utcnow
+from chat_core.clock import utcnow
+from chat_core.events import EdgeAlive
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
 from chat_core.runtime import Runtime

@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from chat_core.close_codes import CloseCode
 from chat_core.events import NewMessage, ServerFrame
+from chat_core.keyed_lock import KeyedLock
 from ws_edge.flow import FrameGate, OutboundLimits
 
 log = structlog.get_logger(__name__)
@@ -209,7 +210,7 @@ class ConnectionRegistry:
         self._bind = bind
         self._unbind = unbind
         # Binding is per user and must not interleave with an unbind for the same user.
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLock()
 
     def __len__(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
@@ -226,7 +227,7 @@ class ConnectionRegistry:
 
     async def add(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._lock(user_id):
+        async with self._locks(user_id):
             connections = self._by_user.get(user_id)
             if connections is None:
                 await self._bind(user_id)
@@ -235,7 +236,7 @@ class ConnectionRegistry:
 
     async def remove(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._lock(user_id):
+        async with self._locks(user_id):
             connections = self._by_user.get(user_id)
             if connections is None or connections.pop(connection.connection_id, None) is None:
                 return
@@ -246,11 +247,3 @@ class ConnectionRegistry:
                 except Exception:
                     # A binding left behind only delivers to a user we drop on arrival.
                     log.warning("unbind failed", user_id=user_id, exc_info=True)
-        if user_id not in self._by_user and not self._locks[user_id].locked():
-            self._locks.pop(user_id, None)
-
-    def _lock(self, user_id: str) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = self._locks[user_id] = asyncio.Lock()
-        return lock

@@ -7,6 +7,7 @@ from starlette.websockets import WebSocket
 
 from chat_core.auth import Refusal, admit
 from chat_core.broker import TYPING_TTL_SECONDS
+from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
 from chat_core.events import (
     ClientEvent,
@@ -19,7 +20,6 @@ from chat_core.events import (
     ErrorFrame,
     HeartbeatAck,
     ReplayDone,
-    utcnow,
 )
 from chat_core.ids import new_id
 from ws_edge.edge import Edge
