@@ -6,7 +6,6 @@ publish is missing), holding a seq but not yet its by-id copy, or not stored at 
 relay takes the next seq for it under a fresh stamp, as sync's margin requires).
 """
 
-import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -76,12 +75,5 @@ async def _finish(store: Store, deliverer: Deliverer, pending: PendingMessage) -
     )
 
 
-async def relay_forever(
-    store: Store, deliverer: Deliverer, *, interval: float, min_age: float
-) -> None:
-    while True:
-        try:
-            await relay_pending(store, deliverer, utcnow() - timedelta(seconds=min_age))
-        except Exception:
-            log.warning("outbox relay round failed", exc_info=True)
-        await asyncio.sleep(interval)
+async def relay_round(store: Store, deliverer: Deliverer, min_age: float) -> None:
+    await relay_pending(store, deliverer, utcnow() - timedelta(seconds=min_age))

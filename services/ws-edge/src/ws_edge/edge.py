@@ -1,6 +1,5 @@
 """What one edge process holds: its connections, the broker, and who it admits."""
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -53,18 +52,13 @@ class Edge:
         checks["delivery_queue"] = self.delivery.is_ready()
         return checks
 
-    async def announce_forever(self) -> None:
+    async def announce(self) -> None:
         """Tell presence this edge is alive; silence means its connections are gone."""
         interval = self.settings.announce_interval_seconds
-        while True:
-            alive = EdgeAlive(
-                edge_id=self.settings.edge_id, at=utcnow(), connections=len(self.registry)
-            )
-            try:
-                await self.runtime.broker.publish_event(alive, alive.event, ttl=interval * 3)
-            except Exception:
-                log.warning("edge announcement failed", exc_info=True)
-            await asyncio.sleep(interval)
+        alive = EdgeAlive(
+            edge_id=self.settings.edge_id, at=utcnow(), connections=len(self.registry)
+        )
+        await self.runtime.broker.publish_event(alive, alive.event, ttl=interval * 3)
 
     async def close_all(self, code: int, reason: str) -> None:
         for connection in self.registry.all():
