@@ -30,11 +30,11 @@ from ws_edge.resume import presence_snapshot, release_held, replay
 
 log = structlog.get_logger(__name__)
 
-_HEARTBEAT_ACK = HeartbeatAck().model_dump_json(by_alias=True)
+_HEARTBEAT_ACK = HeartbeatAck().to_text()
 _BINARY_REFUSED = "binary frames are not supported; send JSON text"
 _RATE_LIMITED = ErrorFrame(
     message="rate limited: frames dropped; slow down (at most one such error per second)"
-).model_dump_json(by_alias=True)
+).to_text()
 _OVER_RATE_REASON = "sustained abuse: over the frame rate limit"
 _INVALID_REASON = "sustained abuse: too many invalid frames"
 
@@ -146,7 +146,7 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
                 log.warning("closed for sustained abuse: too many invalid frames")
                 await connection.close(CloseCode.POLICY_VIOLATION, _INVALID_REASON)
                 return
-            await connection.send(ErrorFrame(message=str(error)).model_dump_json(by_alias=True))
+            await connection.send(ErrorFrame(message=str(error)).to_text())
             continue
         await _handle(edge, connection, frame)
 
@@ -167,4 +167,4 @@ async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> Non
         log.warning("publish failed", kind=envelope.event, exc_info=True)
         if not isinstance(frame, ClientHeartbeat):
             refused = ErrorFrame(message=f"{frame.event} not accepted: service unavailable, retry")
-            await connection.send(refused.model_dump_json(by_alias=True))
+            await connection.send(refused.to_text())
