@@ -97,3 +97,14 @@ def test_after_a_resume_live_copies_of_replayed_messages_are_repeats() -> None:
     assert not resumed.repeats_replay(frame("a", 6))
     assert not resumed.repeats_replay(frame("b", 1))
     assert not resumed.repeats_replay(TypingIndicator(conversation_id="a", user_id="bob"))
+
+
+def test_heartbeats_are_forwarded_at_most_once_per_interval_per_socket() -> None:
+    phone, laptop = connection("u1", "a"), connection("u1", "b")
+
+    forwarded = [phone.heartbeat_due(now, 45.0) for now in (100.0, 130.0, 144.9, 145.0, 160.0)]
+
+    assert forwarded == [True, False, False, True, False]
+    assert laptop.heartbeat_due(130.0, 45.0)
+    assert phone.heartbeat_due(1000.0, 0.0)
+    assert phone.heartbeat_due(1000.0, 0.0)

@@ -46,6 +46,14 @@ class Connection:
     # Set (and dropped) by the writer when a paced sender may go on; see send_paced.
     _room: asyncio.Event | None = field(default=None, init=False)
 
+    def heartbeat_due(self, now: float, interval: float) -> bool:
+        """Whether this heartbeat goes on to presence (the client still gets its ack):
+        at most one per `interval` seconds per socket, the first always."""
+        if now - self.heartbeat_forwarded_at < interval:
+            return False
+        self.heartbeat_forwarded_at = now
+        return True
+
     @property
     def queued_bytes(self) -> int:
         return self._queued_bytes

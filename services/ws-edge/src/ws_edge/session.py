@@ -154,11 +154,9 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
 async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> None:
     if isinstance(frame, ClientHeartbeat):
         await connection.send(_HEARTBEAT_ACK)
-        now = time.monotonic()
-        elapsed = now - connection.heartbeat_forwarded_at
-        if elapsed < edge.settings.heartbeat_forward_interval_seconds:
+        interval = edge.settings.heartbeat_forward_interval_seconds
+        if not connection.heartbeat_due(time.monotonic(), interval):
             return
-        connection.heartbeat_forwarded_at = now
     envelope = ClientEvent.wrap(_ref(edge, connection), frame)
     ttl = TYPING_TTL_SECONDS if isinstance(frame, ClientTyping) else None
     try:
