@@ -6,9 +6,9 @@ so the test can stop it (a lost connection) and start it again (the reconnect).
 On failure a screenshot of each page is saved under test-artifacts/.
 """
 
+import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chat_launcher import launch, wait_ready
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.support.stack import ServiceProcess, Stack, free_port, wait_ready
+from tests.support.stack import ServiceProcess, Stack, free_port
 from tests.support.users import new_user
 
 pytestmark = pytest.mark.e2e
@@ -52,29 +53,27 @@ def web_url(
 ) -> Iterator[str]:
     assert (DIST / "index.html").is_file(), "no web bundle: run `make web`"
     port = free_port()
-    log_path = stack.log_dir / f"web-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "serve_web.py"),
-                "--port",
-                str(port),
-                "--ws-url",
-                web_edge.ws_url,
-                "--messaging-url",
-                messaging.http_url,
-                "--presence-url",
-                presence.http_url,
-                "--reconnect-max-ms",
-                "1000",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    server = ServiceProcess("web", port, process, log_path)
-    wait_ready(server)
+    server = launch(
+        "web",
+        port,
+        os.environ,
+        command=[
+            sys.executable,
+            str(ROOT / "scripts" / "serve_web.py"),
+            "--port",
+            str(port),
+            "--ws-url",
+            web_edge.ws_url,
+            "--messaging-url",
+            messaging.http_url,
+            "--presence-url",
+            presence.http_url,
+            "--reconnect-max-ms",
+            "1000",
+        ],
+        log_path=stack.log_dir / f"web-{port}.log",
+    )
+    wait_ready([server], 90)
     yield server.http_url
     server.stop()
 
