@@ -1,38 +1,74 @@
-# One image for ws-edge, messaging and presence (and chat-admin); docker-compose.yml picks the
-# command per service. Build from the repository root: docker build -t chat-backend .
-FROM python:3.12-slim
+# syntax=docker/dockerfile:1
+# One image for ws-edge, messaging, presence and chat-admin; docker-compose.yml picks the command
+# per service. Built the way uv's Docker guide describes: a pinned uv binary, third-party
+# dependencies in their own cached layer, the workspace installed --no-editable into a virtual
+# environment that is the only thing the slim runtime stage takes.
+#
+#   docker build -t chat-backend .                     # the services
+#   docker build --build-arg BENCH=yes -t chat-bench . # ... plus chat-bench (load generator)
+#
+# tests/unit/test_dockerfile.py replays the COPY and `uv sync` steps below with uv on exactly the
+# files they copy, so a missing COPY fails `make test` even where no Docker engine runs.
 
-ENV PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    UV_COMPILE_BYTECODE=1 \
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG UV_VERSION=0.13.9
+# yes: the image also carries chat-bench (for load tests from inside the network).
+ARG BENCH=no
+
+FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+FROM ${PYTHON_IMAGE} AS builder
+COPY --from=uv /uv /uvx /bin/
+ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
-
-# uv comes from PyPI like every other dependency.
-RUN pip install --no-cache-dir uv
-
+    UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 
-# Third-party dependencies first: this layer is rebuilt only when a pyproject or the lock changes.
+# Third-party dependencies first: this layer is rebuilt only when a pyproject or the lock
+# changes. --frozen installs exactly uv.lock (make test checks the lock is current with
+# `uv lock --check`) and needs only the members it installs, so a new workspace member
+# (a client library, a tool) changes nothing here.
 COPY pyproject.toml uv.lock ./
 COPY libs/chat-core/pyproject.toml libs/chat-core/
 COPY services/ws-edge/pyproject.toml services/ws-edge/
 COPY services/messaging/pyproject.toml services/messaging/
 COPY services/presence/pyproject.toml services/presence/
-RUN uv sync --all-packages --frozen --no-dev --no-install-workspace
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --no-install-workspace \
+        --package ws-edge --package messaging --package presence
 
-# Then the workspace packages themselves.
-COPY libs/ libs/
+# Then the workspace packages themselves, as wheels (--no-editable): the runtime stage gets
+# site-packages only, no source tree.
+COPY libs/chat-core/ libs/chat-core/
 COPY services/ services/
-RUN uv sync --all-packages --frozen --no-dev
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable \
+        --package ws-edge --package messaging --package presence
 
-ENV PATH="/app/.venv/bin:$PATH" \
+FROM builder AS venv-no
+
+FROM builder AS venv-yes
+COPY libs/chat-launcher/ libs/chat-launcher/
+COPY bench/ bench/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable \
+        --package ws-edge --package messaging --package presence --package chat-bench
+
+FROM venv-${BENCH} AS venv
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH="/app/.venv/bin:$PATH" \
     AUTH_MODE=dev \
-    LOG_FORMAT=json
-
+    LOG_FORMAT=json \
+    HOST=0.0.0.0
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat
+WORKDIR /app
+COPY --from=venv --chown=chat:chat /app/.venv /app/.venv
 USER chat
 
 EXPOSE 8000 8001 8002
-CMD ["ws-edge", "--host", "0.0.0.0", "--port", "8000"]
+# A plain `docker stop` (SIGTERM, then SIGKILL after 10 s) gives the edge its drain period.
+STOPSIGNAL SIGTERM
+CMD ["ws-edge", "--port", "8000"]

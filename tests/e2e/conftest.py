@@ -13,6 +13,8 @@ FAST_PRESENCE = {
     "EDGE_TIMEOUT_SECONDS": "2",
     "SWEEP_INTERVAL_SECONDS": "0.5",
     "HEARTBEAT_FORWARD_INTERVAL_SECONDS": "0",
+    # Nothing balances the test edges: a stopped edge need not wait for a load balancer.
+    "DRAIN_SECONDS": "0.2",
 }
 
 # The suite is not a test of the abuse limits (tests/e2e/test_*_limits.py are, with small

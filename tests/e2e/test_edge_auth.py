@@ -128,4 +128,9 @@ def test_health_and_readiness(edge: ServiceProcess) -> None:
     assert httpx.get(f"{edge.http_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{edge.http_url}/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"broker": True, "database": True, "delivery_queue": True}
+    assert ready.json()["checks"] == {
+        "broker": True,
+        "database": True,
+        "delivery_queue": True,
+        "accepting": True,
+    }

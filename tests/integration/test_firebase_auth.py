@@ -7,6 +7,7 @@ import pytest
 
 from chat_core.auth import FirebaseAuthenticator, Refusal
 from chat_core.settings import AuthMode, ServiceSettings
+from chat_core.testing import TestSettings
 from tests.support.firebase import (
     PROJECT_ID,
     SigningKey,
@@ -29,10 +30,8 @@ def cert_url(signing_key: SigningKey) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def authenticator(cert_url: str) -> FirebaseAuthenticator:
-    settings = ServiceSettings(
-        auth_mode=AuthMode.FIREBASE, firebase_project_id=PROJECT_ID, firebase_cert_url=cert_url
-    )
-    return FirebaseAuthenticator(settings)
+    settings = ServiceSettings(auth_mode=AuthMode.FIREBASE, firebase_project_id=PROJECT_ID)
+    return FirebaseAuthenticator(settings, TestSettings(firebase_cert_url=cert_url))
 
 
 async def test_a_valid_token_yields_its_uid(

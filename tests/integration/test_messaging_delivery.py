@@ -165,7 +165,7 @@ async def test_a_sent_message_reaches_every_participant_and_leaves_no_outbox(
     received = await world.deliveries.take(3)
     assert sorted(r.user_id for r in received) == sorted([alice, bob, carol])
     for r in received:
-        assert r.envelope == Deliver(frame=new_message_frame(sent))
+        assert r.envelope == Deliver(frame=new_message_frame(sent), at=sent.created_at)
         assert r.expiration is None
     assert await world.messages.get(sent.message_id) == sent
     await world.outbox.flush()

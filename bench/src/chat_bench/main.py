@@ -21,6 +21,7 @@ import sys
 import traceback
 import uuid
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,11 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="chat-bench",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="environment settings: AMQP_URL and MONGO_URL are the defaults of --amqp-url "
+        "and --mongo-url (a stack chat-bench starts itself); everything else is an option.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    root.add_argument("--version", action="version", version=f"chat-bench {version('chat-bench')}")
     commands = root.add_subparsers(dest="command", required=True, metavar="SCENARIO")
     for scenario in SCENARIOS:
         sub = commands.add_parser(scenario.name, parents=[common], help=scenario.summary)

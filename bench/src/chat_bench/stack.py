@@ -139,6 +139,8 @@ class OwnedStack:
             LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
+        # No load balancer in front of a bench stack: an edge stops without a drain period.
+        env.setdefault("DRAIN_SECONDS", "0")
         env.update(self.env_overrides)
         return env
 

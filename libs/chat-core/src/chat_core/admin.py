@@ -5,7 +5,7 @@ import asyncio
 import json
 import sys
 
-from chat_core import users
+from chat_core import cli, users
 from chat_core.auth import account_disabled
 from chat_core.db import connect
 from chat_core.events import Disconnect
@@ -14,9 +14,18 @@ from chat_core.runtime import Runtime
 from chat_core.settings import AuthMode, ServiceSettings
 from chat_core.store.migrate import migrate
 
+EXAMPLES = """examples:
+  chat-admin users show +84912345678      account flags and presence, as JSON
+  chat-admin users disable +84912345678   refuse the user everywhere; open sockets get 4003
+  chat-admin users enable +84912345678    allow the user again
+  AUTH_MODE=firebase chat-admin users disable <firebase uid>
+  docker compose run --rm messaging chat-admin users show +84912345678"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chat-admin", description=__doc__)
+    parser = cli.parser(
+        "chat-admin", __doc__, ServiceSettings, distribution="chat-core", examples=EXAMPLES
+    )
     topics = parser.add_subparsers(dest="topic", required=True)
     user_commands = topics.add_parser("users", help="manage user accounts").add_subparsers(
         dest="command", required=True

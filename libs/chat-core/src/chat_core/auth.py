@@ -4,13 +4,17 @@ import asyncio
 from typing import Any, Protocol
 
 import firebase_admin
+import structlog
 from firebase_admin import _token_gen, auth
 
 from chat_core.close_codes import CloseCode
 from chat_core.db import Database
 from chat_core.ids import is_vn_mobile, normalize_user_id
 from chat_core.settings import AuthMode, ServiceSettings
+from chat_core.testing import TestSettings
 from chat_core.users import is_disabled
+
+log = structlog.get_logger(__name__)
 
 
 class Refusal(Exception):
@@ -56,7 +60,8 @@ class DevAuthenticator:
 class FirebaseAuthenticator:
     """Verifies Firebase ID tokens; the user id is the token's `uid`."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, hooks: TestSettings | None = None) -> None:
+        hooks = hooks or TestSettings()
         if settings.firebase_auth_emulator_host:
             # firebase-admin skips signature checks when the emulator variable is set.
             raise RuntimeError("refusing AUTH_MODE=firebase with FIREBASE_AUTH_EMULATOR_HOST set")
@@ -71,9 +76,9 @@ class FirebaseAuthenticator:
         name = f"chat-{settings.firebase_project_id}-{id(self)}"
         self._app = firebase_admin.initialize_app(credential, options, name=name)
         self._verifier = _token_gen.TokenVerifier(self._app)
-        if settings.firebase_cert_url:
-            # Tests serve their own signing certificate, as firebase-admin's own tests do.
-            self._verifier.id_token_verifier.cert_url = settings.firebase_cert_url
+        if hooks.firebase_cert_url:
+            log.warning("FIREBASE_CERT_URL is set: signing certificates come from a test server")
+            self._verifier.id_token_verifier.cert_url = hooks.firebase_cert_url
         self._clock_skew = settings.firebase_clock_skew_seconds
 
     async def user_id_for(self, token: str | None) -> str:

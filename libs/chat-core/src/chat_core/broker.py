@@ -19,10 +19,12 @@ goes away the connection moves to the next (FailoverConnection).
 """
 
 import asyncio
+import contextlib
 import random
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Literal, TypeVar
 
 import aio_pika
@@ -40,6 +42,7 @@ from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
 from yarl import URL
 
+from chat_core import metrics
 from chat_core.events import (
     ClientHeartbeat,
     ClientMessageRead,
@@ -232,11 +235,9 @@ async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
     that declared them, and a broker recovering thousands of them at boot can take longer
     than anyone waits for it.
     """
-    partitioned = Topology(topology.prefix, topology.queue_type, max(topology.partitions, 1))
     for consumer in QUEUE_BINDINGS:
         names = {topology.queue(consumer), topology.dead_queue(consumer)}
-        if consumer in PARTITIONED:
-            names.update(partitioned.queues_of(consumer))
+        names.update(topology.queues_of(consumer))
         for name in sorted(names):
             await channel.queue_delete(name)
     for exchange in (
@@ -413,7 +414,8 @@ class Broker:
         """Publish to the events exchange and wait for the broker's confirm."""
         assert self._events is not None, "Broker.start() first"
         key = keyed_by_slot(envelope, routing_key)
-        await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
+        with _confirm_timer("events"):
+            await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
@@ -422,12 +424,13 @@ class Broker:
         body = envelope.to_json()
         exchange = self.deliver_exchange
         # mandatory=False: a user with no edge bound is offline, not an error.
-        await asyncio.gather(
-            *(
-                exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
-                for user_id in user_ids
+        with _confirm_timer("deliver"):
+            await asyncio.gather(
+                *(
+                    exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
+                    for user_id in user_ids
+                )
             )
-        )
 
     async def consume(
         self,
@@ -473,6 +476,17 @@ class Broker:
         await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
 
 
+@contextlib.contextmanager
+def _confirm_timer(exchange: str) -> Iterator[None]:
+    started = perf_counter()
+    try:
+        yield
+    except BaseException:
+        metrics.PUBLISH_FAILURES.labels(exchange).inc()
+        raise
+    metrics.PUBLISH_CONFIRM.labels(exchange).observe(perf_counter() - started)
+
+
 def _message(body: bytes, ttl: float | None) -> aio_pika.Message:
     return aio_pika.Message(
         body,
@@ -489,7 +503,12 @@ def _acking(
     does not decode, or an envelope of a kind this queue is not meant to receive)."""
     accepted = QUEUE_KINDS.get(consumer)
 
+    def count(outcome: str) -> None:
+        metrics.CONSUMED.labels(consumer, outcome).inc()
+
     async def on_message(message: AbstractIncomingMessage) -> None:
+        if message.redelivered:
+            metrics.REDELIVERIES.labels(consumer).inc()
         try:
             envelope = adapter.validate_json(message.body)
         except ValidationError as error:
@@ -501,6 +520,8 @@ def _acking(
                 body=message.body[:512].decode(errors="replace"),
             )
             await message.reject(requeue=False)
+            count("poison")
+            metrics.DEAD_LETTERS.labels(consumer, "poison").inc()
             return
         kind = getattr(envelope, "event", None)
         if accepted is not None and kind not in accepted:
@@ -511,6 +532,8 @@ def _acking(
                 kind=kind,
             )
             await message.reject(requeue=False)
+            count("poison")
+            metrics.DEAD_LETTERS.labels(consumer, "poison").inc()
             return
         try:
             await handler(envelope)
@@ -519,6 +542,7 @@ def _acking(
                 log.warning("transient failure, requeued", consumer=consumer, error=repr(error))
                 await asyncio.sleep(0.5)
                 await message.nack(requeue=True)
+                count("requeued")
             elif message.redelivered:
                 log.exception(
                     "message failed twice, dead-lettered",
@@ -526,10 +550,14 @@ def _acking(
                     routing_key=message.routing_key,
                 )
                 await message.reject(requeue=False)
+                count("dead_lettered")
+                metrics.DEAD_LETTERS.labels(consumer, "failed_twice").inc()
             else:
                 log.exception("message failed, retrying once", consumer=consumer)
                 await message.nack(requeue=True)
+                count("retried")
             return
         await message.ack()
+        count("acked")
 
     return on_message

@@ -11,6 +11,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from chat_core.metrics import CommandTimer
+
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
@@ -18,7 +20,12 @@ Collection = AsyncCollection[Document]
 
 def connect(url: str) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
-        url, tz_aware=True, serverSelectionTimeoutMS=5_000, connectTimeoutMS=5_000, appname="chat"
+        url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5_000,
+        connectTimeoutMS=5_000,
+        appname="chat",
+        event_listeners=[CommandTimer()],
     )
 
 

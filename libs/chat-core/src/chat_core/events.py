@@ -267,6 +267,11 @@ class Deliver(Frame):
     frame: ServerFrame
     connection_id: str | None = None
     skip_connection_id: str | None = None
+    # When the event happened (new_message: when the message was stored); the edge measures
+    # delivery latency from it. Optional: an edge ignores what it does not know.
+    at: datetime | None = None
+    # The HTTP request that caused it (X-Request-ID), so the edge's delivery log names it.
+    request_id: str | None = None
 
 
 class Disconnect(Frame):

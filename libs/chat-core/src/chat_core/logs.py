@@ -1,12 +1,24 @@
-"""structlog setup: JSON lines off a terminal, coloured console on one."""
+"""structlog setup: one JSON object per line off a terminal, coloured console on one.
+
+Our lines are rendered by structlog; library lines (uvicorn, aio-pika, pymongo, asyncio,
+warnings, an uncaught exception) go through the standard library's logging into structlog's
+ProcessorFormatter and come out in the same shape: with JSON logs on, nothing a service
+prints is anything else.
+"""
 
 import logging
+import re
 import sys
+from types import TracebackType
 from typing import Literal
 
 import structlog
 
 _REDACTED_KEYS = frozenset({"token", "authorization", "id_token", "password"})
+# A token inside free text: a URL's query string (uvicorn logs paths with it) or a header.
+_TOKEN_IN_TEXT = re.compile(r"(?i)((?:id_)?token=)[^&\s\"']+|(bearer\s+)[^\s\"']+")
+# Libraries that talk too much at INFO; their warnings and errors still come through.
+_QUIET_LIBRARIES = ("aio_pika", "aiormq", "pamqp", "pymongo", "uvicorn.access", "httpx")
 
 
 def _redact_secrets(
@@ -15,7 +27,17 @@ def _redact_secrets(
     # Belt and braces: callers never bind tokens, but a stray `token=` must not reach a log.
     for key in _REDACTED_KEYS.intersection(event_dict):
         event_dict[key] = "[redacted]"
+    event = event_dict.get("event")
+    if isinstance(event, str) and _TOKEN_IN_TEXT.search(event):
+        event_dict["event"] = _TOKEN_IN_TEXT.sub(lambda m: (m[1] or m[2]) + "[redacted]", event)
     return event_dict
+
+
+class _NoPerSocketLines(logging.Filter):
+    """uvicorn logs every WebSocket handshake; the edge logs its own admissions, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and '"WebSocket %s"' in record.msg)
 
 
 def configure_logging(
@@ -31,16 +53,52 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
-    if as_json:
-        shared.append(structlog.processors.format_exc_info)
+    tracebacks: list[structlog.typing.Processor] = (
+        [structlog.processors.format_exc_info] if as_json else []
+    )
+    numeric_level = logging.getLevelName(level.upper())
+    # Our own lines skip the stdlib's machinery: structlog renders and writes them (a third of
+    # the cost per line, which matters on the edge's per-connection lines).
     structlog.configure(
-        processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        processors=[*shared, *tracebacks, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # Library lines (uvicorn, aio-pika, pymongo, asyncio, warnings) are rendered the same way.
+    # Both paths write whole lines to the same stream from the event loop's thread.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tracebacks,
+                renderer,
+            ],
+        )
+    )
+    handler.addFilter(_NoPerSocketLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # uvicorn's own logger is configured by uvicorn.run only with a log_config; ours has none.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
     structlog.contextvars.bind_contextvars(service=service)
-    # Library loggers (uvicorn, aio-pika, pymongo) go through the stdlib; keep them quiet and
-    # out of the way of our JSON lines.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    structlog.get_logger("chat_core.logs").critical(
+        "uncaught exception", exc_info=(kind, error, traceback)
+    )

@@ -1,14 +1,28 @@
-"""Running a service's ASGI app, and the /healthz and /readyz routes they all serve."""
+"""Running a service's ASGI app, and the /healthz, /readyz and /metrics routes they all serve."""
 
 import argparse
+import asyncio
+import socket
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import FrameType
 
+import structlog
 import uvicorn
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic_settings import BaseSettings
 from starlette.types import ASGIApp
 
+from chat_core import cli
+from chat_core.metrics import metrics_endpoint
+from chat_core.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+BeforeExit = Callable[[], Awaitable[None]]
 
 
 def health_router(readiness: ReadinessCheck) -> APIRouter:
@@ -33,18 +47,71 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
             status_code=200 if ready else 503,
         )
 
+    router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     return router
 
 
-def parse_address(description: str, default_port: int) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
+def parse_address(
+    description: str,
+    default_port: int,
+    settings: type[BaseSettings] = ServiceSettings,
+    prog: str | None = None,
+) -> argparse.Namespace:
+    """--host/--port for a service, plus --version and the environment settings in --help."""
+    name = prog or Path(sys.argv[0]).name
+    parser = cli.parser(name, description, settings)
     parser.add_argument("--host", default=None, help="interface to bind (default: settings HOST)")
     parser.add_argument("--port", type=int, default=default_port)
     return parser.parse_args()
 
 
-def serve(app: ASGIApp, host: str, port: int, **options: object) -> None:
-    uvicorn.run(
+class _Server(uvicorn.Server):
+    """uvicorn, except that the first SIGTERM or SIGINT runs `before_exit` (an edge's drain)
+    while still listening, and only then starts uvicorn's shutdown (listener closed, in-flight
+    requests finished, lifespan shutdown). A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, before_exit: BeforeExit | None) -> None:
+        super().__init__(config)
+        self._before_exit = before_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exiting: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._before_exit is None or self._loop is None or self._exiting is not None:
+            super().handle_exit(sig, frame)
+            return
+        # A signal handler runs between two bytecodes of the loop's thread: hand over to it.
+        self._loop.call_soon_threadsafe(self._start_exit)
+
+    def _start_exit(self) -> None:
+        if self._exiting is None and self._before_exit is not None:
+            self._exiting = asyncio.create_task(self._exit_after(self._before_exit))
+
+    async def _exit_after(self, before_exit: BeforeExit) -> None:
+        try:
+            await before_exit()
+        except Exception:
+            log.exception("shutdown step failed; shutting down anyway")
+        finally:
+            self.should_exit = True
+
+
+def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    before_exit: BeforeExit | None = None,
+    **options: object,
+) -> None:
+    """Serve until SIGTERM/SIGINT. uvicorn then stops listening, gives in-flight requests
+    `timeout_graceful_shutdown` seconds and runs the lifespan shutdown; `before_exit` runs
+    first, while the listener is still open (so /readyz can answer 503 to the balancer)."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -54,9 +121,14 @@ def serve(app: ASGIApp, host: str, port: int, **options: object) -> None:
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=3,
         # uvicorn would believe X-Forwarded-For from loopback; chat_core.client_address
         # decides instead, from TRUSTED_PROXIES only.
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
+    server = _Server(config, before_exit)
+    server.run()
+    if not server.started:
+        # As uvicorn.run does: a failed startup (lifespan error, port taken) is an error exit.
+        sys.exit(3)

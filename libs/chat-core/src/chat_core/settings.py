@@ -29,12 +29,14 @@ ListSetting = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 def default_edge_id() -> str:
+    """<hostname>-<pid> (in a container: its id, and pid 1)"""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # RabbitMQ (AMQP 0-9-1) URL, credentials included; a secret.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Comma-separated URLs of a cluster's nodes; when set, used instead of `amqp_url`. A
     # service connects to any live node and moves to another when its node goes away.
@@ -48,24 +50,33 @@ class ServiceSettings(BaseSettings):
     # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
     broker_partitions: int = Field(default=0, ge=0, le=32)
     broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
+    # The database every service of one stack shares.
     mongo_db: str = "chat"
     # Every exchange and queue name starts with this, so test runs and stacks never share state.
     broker_prefix: str = "chat"
+    # Unacknowledged messages each consumer holds at once.
     broker_prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    # dev: the token is the user's +84 mobile number. firebase: a Firebase ID token, verified
+    # (signature, audience, issuer, expiry); the user id is its uid.
     auth_mode: AuthMode = AuthMode.DEV
+    # The Firebase project whose ID tokens are accepted (their `aud`); required in firebase mode.
     firebase_project_id: str | None = None
+    # A service-account JSON file; optional, verifying ID tokens needs only the project id.
     firebase_credentials_file: str | None = None
-    # Only for tests: where the signing certificates are fetched from instead of Google.
-    firebase_cert_url: str | None = None
+    # Tolerance for clock differences when checking a token's iat/exp.
     firebase_clock_skew_seconds: int = Field(default=10, ge=0, le=60)
-    # Set by the Firebase emulator tooling; firebase-admin then skips signature checks.
+    # Set by the Firebase emulator tooling; firebase-admin then skips signature checks, so a
+    # service in firebase mode refuses to start while it is set (a guard, not a switch).
     firebase_auth_emulator_host: str | None = None
 
     log_level: str = "INFO"
+    # auto: one JSON object per line when stderr is not a terminal, coloured text when it is.
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Interface to listen on when --host is not given (the image sets 0.0.0.0).
     host: str = "127.0.0.1"
 
     # Browser origins allowed to open a WebSocket or call the REST APIs (CORS); `*` is any.

@@ -6,22 +6,19 @@ from chat_core.settings import ServiceSettings
 class MessagingSettings(ServiceSettings):
     # Characters (code points), not bytes; 4000 is a long chat message, far from a document.
     max_content_chars: int = Field(default=4000, ge=1, le=100_000)
+    # Members of one conversation, the creator included.
     max_participants: int = Field(default=256, ge=2, le=10_000)
     # A fast typist's keystrokes become at most one typing event per this interval.
     typing_throttle_seconds: float = Field(default=1.0, ge=0)
     # The relay publishes outbox entries older than this: younger ones still belong to the
     # request that wrote them, which marks them published (see outbox_flush_interval).
     outbox_min_age_seconds: float = Field(default=10.0, ge=0)
+    # How often the relay looks for such entries (and the outbox metrics are sampled).
     relay_interval_seconds: float = Field(default=2.0, gt=0)
     # Confirmed outbox entries are deleted in one batch per interval, not one write per send.
     outbox_flush_interval_seconds: float = Field(default=0.05, gt=0)
     # Conversations whose participants stay cached in memory (they never change).
     members_cache_size: int = Field(default=50_000, ge=1)
-    # Fault injection for the crash test only: the process exits (status 70) right after a
-    # message is written and before its new_message is published. Never set it in production.
-    fault_crash_after_write: bool = False
-    # The same, right after the message took its seq and before any other write.
-    fault_crash_after_claim: bool = False
     # A repeated clientMessageId whose first send left no trace after this long is finished
     # by the repeat, under the first send's message id.
     send_takeover_seconds: float = Field(default=10.0, ge=0)

@@ -2,9 +2,12 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from chat_core.events import Deliver, ErrorFrame, Frame, ServerFrame
+from chat_core.clock import utcnow
+from chat_core.events import Deliver, ErrorFrame, Frame, NewMessage, ServerFrame
+from chat_core.request_context import current_request_id
 
 
 class Deliverer(Protocol):
@@ -35,6 +38,11 @@ def refusal(user_id: str, connection_id: str, message: str) -> Delivery:
     return Delivery((user_id,), ErrorFrame(message=message), connection_id=connection_id)
 
 
+def origin(frame: ServerFrame) -> datetime:
+    """When what the frame reports happened: a message's is when it was stored."""
+    return datetime.fromisoformat(frame.timestamp) if isinstance(frame, NewMessage) else utcnow()
+
+
 async def publish(deliverer: Deliverer, deliveries: Iterable[Delivery]) -> None:
     for delivery in deliveries:
         if delivery.user_ids:
@@ -42,5 +50,7 @@ async def publish(deliverer: Deliverer, deliveries: Iterable[Delivery]) -> None:
                 frame=delivery.frame,
                 connection_id=delivery.connection_id,
                 skip_connection_id=delivery.skip_connection_id,
+                at=origin(delivery.frame),
+                request_id=current_request_id(),
             )
             await deliverer.deliver(delivery.user_ids, envelope, ttl=delivery.ttl)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from messaging.config import MessagingSettings
+from chat_core.testing import TestSettings
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +34,8 @@ class Faults:
             _crash("between the message write and its publish")
 
     @classmethod
-    def of(cls, settings: MessagingSettings) -> "Faults":
-        faults = cls(settings.fault_crash_after_claim, settings.fault_crash_after_write)
+    def of(cls, hooks: TestSettings) -> "Faults":
+        faults = cls(hooks.fault_crash_after_claim, hooks.fault_crash_after_write)
         if faults != cls():
             log.warning("fault injection is on: the first message sent kills this process")
         return faults

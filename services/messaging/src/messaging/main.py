@@ -16,11 +16,13 @@ from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
+from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
+from messaging.outbox_watch import sample_outbox
 from messaging.rate_limits import RestLimits, enforce_rest_limits
 from messaging.relay import relay_round
 from messaging.service import Messaging
@@ -50,6 +52,11 @@ def create_app(settings: MessagingSettings) -> FastAPI:
             on_failure="outbox flush failed, will retry",
             wait_first=True,
         )
+        jobs.every(
+            settings.relay_interval_seconds,
+            lambda: sample_outbox(runtime.db),
+            on_failure="outbox sample failed",
+        )
         app.state.messaging = messaging
         log.info("messaging started")
         try:
@@ -76,6 +83,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
+    app.add_middleware(RequestContextMiddleware)
     app.state.rest_limits = RestLimits(settings)
     app.include_router(
         api.router, responses=REST_ERRORS, dependencies=[Depends(enforce_rest_limits)]
@@ -117,7 +125,7 @@ def _document_configured_limits(app: FastAPI, settings: MessagingSettings) -> No
 
 
 def main() -> None:
-    args = parse_address("chat messaging service", default_port=8001)
+    args = parse_address("chat messaging service", 8001, MessagingSettings, "messaging")
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
     serve(create_app(settings), args.host or settings.host, args.port)

@@ -11,6 +11,7 @@ from chat_core.runtime import Runtime
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadStates
+from chat_core.testing import TestSettings
 from messaging.client_ids import ClientIds
 from messaging.config import MessagingSettings
 from messaging.delivery import Delivery, publish
@@ -81,7 +82,7 @@ class Messaging:
             read_states=read_states,
             members=members,
             worker=worker,
-            faults=Faults.of(settings),
+            faults=Faults.of(TestSettings()),
             admission=Admission(settings.max_concurrent_sends, settings.send_queue_timeout_seconds),
         )
 

@@ -9,6 +9,7 @@ class PresenceSettings(ServiceSettings):
     # Clients heartbeat every 30 s and an edge forwards at most one per connection per 45 s
     # (its HEARTBEAT_FORWARD_INTERVAL_SECONDS): idle this long means two forwards missed.
     connection_idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    # How often dead edges' and idle connections are expired.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     # Contacts change only when a conversation is created, which invalidates them at once;
     # the TTL covers events another presence instance consumed.

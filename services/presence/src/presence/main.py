@@ -12,6 +12,7 @@ from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
+from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
@@ -63,12 +64,13 @@ def create_app(settings: PresenceSettings) -> FastAPI:
 
     app.include_router(health_router(readiness))
     app.include_router(router, responses=REST_ERRORS)
+    app.add_middleware(RequestContextMiddleware)
     guard_rest_api(app, settings)
     return app
 
 
 def main() -> None:
-    args = parse_address("chat presence service", default_port=8002)
+    args = parse_address("chat presence service", 8002, PresenceSettings, "presence")
     settings = PresenceSettings()
     configure_logging("presence", settings.log_level, settings.log_format)
     serve(create_app(settings), args.host or settings.host, args.port)

@@ -7,6 +7,7 @@ class EdgeSettings(ServiceSettings):
     edge_id: str = Field(default_factory=default_edge_id)
     # Larger frames close the socket with 1009 (message too big).
     max_frame_bytes: int = 64 * 1024
+    # WebSocket pings from the edge; a client that does not answer within the timeout is gone.
     ping_interval_seconds: float = 20.0
     ping_timeout_seconds: float = 20.0
     # Presence treats an edge silent for a few of these as dead and expires its connections.
@@ -17,6 +18,10 @@ class EdgeSettings(ServiceSettings):
     replay_max_messages: int = Field(default=1000, ge=1, le=100_000)
     # The presence snapshot after admission covers at most this many contacts.
     snapshot_max_contacts: int = Field(default=500, ge=0, le=100_000)
+    # On SIGTERM: /readyz answers 503 this long (the load balancer stops sending new sockets;
+    # HAProxy notices within 2 s), then every socket is closed with 1012. Drain, the closes
+    # and the lifespan shutdown fit in compose's 10 s stop grace period.
+    drain_seconds: float = Field(default=5.0, ge=0, le=30)
 
     # --- abuse limits and flow control (README, "Limits") ---------------------------------
     # Inbound frames per socket, heartbeats included: sustained rate and burst.

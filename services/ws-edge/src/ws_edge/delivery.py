@@ -6,6 +6,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
+from chat_core import metrics
 from chat_core.broker import Broker, user_key
 from chat_core.close_codes import CloseCode
 from chat_core.events import Deliver, Disconnect, outbound_event_adapter
@@ -74,6 +75,8 @@ class EdgeDelivery:
         connections = self.registry.of_user(user_id)
         if isinstance(envelope, Deliver):
             payload = envelope.frame.to_text()
+            event = envelope.frame.event
+            written = 0
             for connection in connections:
                 if (
                     envelope.connection_id not in (None, connection.connection_id)
@@ -81,9 +84,23 @@ class EdgeDelivery:
                 ):
                     continue
                 if connection.held is not None:
+                    # Released after the resume's replay (ws_edge/resume.py).
                     connection.hold(envelope.frame, payload)
-                elif not connection.repeats_replay(envelope.frame):
-                    await connection.send(payload)
+                elif not connection.repeats_replay(envelope.frame) and await connection.send(
+                    payload
+                ):
+                    written += 1
+                    metrics.delivered(event, envelope.at)
+            if envelope.request_id is not None:
+                # Caused by a REST request: the line that follows its message to the socket.
+                log.info(
+                    "delivered",
+                    frame=event,
+                    user_id=user_id,
+                    sockets=written,
+                    message_id=getattr(envelope.frame, "message_id", None),
+                    request_id=envelope.request_id,
+                )
         elif isinstance(envelope, Disconnect):
             log.info(
                 "closing user's connections",

@@ -1,5 +1,6 @@
 """What one edge process holds: its connections, the broker, and who it admits."""
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -8,6 +9,7 @@ import structlog
 from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
 from chat_core.clock import utcnow
+from chat_core.close_codes import CloseCode
 from chat_core.events import EdgeAlive
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
@@ -26,6 +28,8 @@ class Edge:
     runtime: Runtime
     authenticator: Authenticator
     delivery: EdgeDelivery
+    # Shutting down: /readyz answers 503 so the load balancer sends new sockets elsewhere.
+    draining: bool = False
     frame_policy: FramePolicy = field(init=False)
     outbound: OutboundLimits = field(init=False)
     origins: OriginPolicy = field(init=False)
@@ -50,7 +54,18 @@ class Edge:
     async def readiness(self) -> dict[str, bool]:
         checks = await self.runtime.readiness()
         checks["delivery_queue"] = self.delivery.is_ready()
+        checks["accepting"] = not self.draining
         return checks
+
+    async def drain(self) -> None:
+        """Before shutting down: stop being ready, give the load balancer time to notice,
+        then ask every client to reconnect (1012), which lands them on another edge."""
+        self.draining = True
+        seconds = self.settings.drain_seconds
+        log.info("draining", seconds=seconds, connections=len(self.registry))
+        await asyncio.sleep(seconds)
+        await self.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
+        log.info("drained")
 
     async def announce(self) -> None:
         """Tell presence this edge is alive; silence means its connections are gone."""

@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chat_core import asyncapi
+from chat_core import asyncapi, metrics
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
+from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from ws_edge.config import EdgeSettings
@@ -29,7 +30,7 @@ log = structlog.get_logger(__name__)
 WS_PREFIX = "/ws/"
 
 
-def create_app(settings: EdgeSettings) -> ASGIApp:
+def create_app(settings: EdgeSettings) -> "EdgeApp":
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         authenticator = build_authenticator(settings)
@@ -38,6 +39,7 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
         await delivery.start()
         edge = Edge(settings, runtime, authenticator, delivery)
         app.state.edge = edge
+        metrics.OPEN_SOCKETS.set_function(lambda: len(edge.registry))
         jobs = BackgroundJobs()
         jobs.every(
             settings.announce_interval_seconds,
@@ -49,7 +51,8 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
             yield
         finally:
             await jobs.stop()
-            await edge.close_all(CloseCode.GOING_AWAY, "edge shutting down")
+            # After a drain nobody is left; without one (a second signal), still ask to reconnect.
+            await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
             await runtime.close()
 
     app = FastAPI(title="chat ws-edge", lifespan=lifespan)
@@ -59,6 +62,7 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
         return await edge.readiness() if edge else {"started": False}
 
     app.include_router(health_router(readiness))
+    app.add_middleware(RequestContextMiddleware)
 
     @app.get("/asyncapi.json", summary="The WebSocket protocol as an AsyncAPI 3.0 document")
     async def asyncapi_document() -> JSONResponse:
@@ -84,29 +88,43 @@ def create_app(settings: EdgeSettings) -> ASGIApp:
             }
         )
 
-    async def edge_app(scope: Scope, receive: Receive, send: Send) -> None:
+    return EdgeApp(app)
+
+
+class EdgeApp:
+    """The edge's ASGI app: WebSocket sessions here, everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # /ws/{userId} is served here, outside FastAPI's router and middleware: their frames
         # stay alive for a socket's whole life, about 11 KiB per idle connection.
         if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
                 socket = WebSocket(scope, receive, send)
-                if not await refused_before_upgrade(app.state.edge, socket):
-                    await run_session(app.state.edge, socket, user_id)
+                if not await refused_before_upgrade(self.api.state.edge, socket):
+                    await run_session(self.api.state.edge, socket, user_id)
                 return
-        await app(scope, receive, send)
+        await self.api(scope, receive, send)
 
-    return edge_app
+    async def drain(self) -> None:
+        edge: Edge | None = getattr(self.api.state, "edge", None)
+        if edge is not None:
+            await edge.drain()
 
 
 def main() -> None:
-    args = parse_address("chat WebSocket edge", default_port=8000)
+    args = parse_address("chat WebSocket edge", 8000, EdgeSettings, "ws-edge")
     settings = EdgeSettings()
     configure_logging("ws-edge", settings.log_level, settings.log_format)
+    app = create_app(settings)
     serve(
-        create_app(settings),
+        app,
         args.host or settings.host,
         args.port,
+        before_exit=app.drain,
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

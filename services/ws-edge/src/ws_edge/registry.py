@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
+from chat_core import metrics
 from chat_core.close_codes import CloseCode
 from chat_core.events import NewMessage, ServerFrame
 from chat_core.keyed_lock import KeyedLock
@@ -122,10 +123,12 @@ class Connection:
         self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Drop what is queued and close in the background; a stuck peer cannot block this."""
+        """Drop what is queued and close in the background; a stuck peer cannot block this.
+        Every close the edge makes comes through here, so it is counted here, once."""
         if self._closing:
             return
         self._closing = True
+        metrics.closed(code)
         self._drop_queue()
         if self._task is not None:
             # The writer waits for the transport to drain: cancelling there loses no frame

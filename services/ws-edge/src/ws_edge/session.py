@@ -5,6 +5,7 @@ import time
 import structlog
 from starlette.websockets import WebSocket
 
+from chat_core import metrics
 from chat_core.auth import Refusal, admit
 from chat_core.broker import TYPING_TTL_SECONDS
 from chat_core.clock import utcnow
@@ -47,6 +48,7 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     try:
         if edge.sockets > edge.settings.max_sockets:
             log.warning("edge full, socket refused", sockets=edge.sockets - 1)
+            metrics.admission(CloseCode.TRY_AGAIN_LATER)
             await socket.close(CloseCode.TRY_AGAIN_LATER, "edge full; try again later")
             return
         await _admit_and_serve(edge, socket, path_user_id)
@@ -61,8 +63,10 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
         )
     except Refusal as refusal:
         log.info("connection refused", code=refusal.close_code, reason=refusal.reason)
+        metrics.admission(refusal.close_code)
         await socket.close(refusal.close_code, refusal.reason)
         return
+    metrics.admission("accepted")
 
     # Live deliveries are held until the snapshot and any replay are out (resume.py).
     connection = Connection(
@@ -129,6 +133,7 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
         # Counted before decoding: a flood of garbage costs no parsing.
         verdict = gate.admit(policy, now)
         if verdict is not Verdict.PASS:
+            metrics.FRAMES_IN.labels("unknown", "rate_limited").inc()
             if verdict is Verdict.CLOSE:
                 log.warning("closed for sustained abuse: over the frame rate limit")
                 await connection.close(CloseCode.POLICY_VIOLATION, _OVER_RATE_REASON)
@@ -142,27 +147,38 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
                 raise BadFrame(_BINARY_REFUSED)
             frame = decode_client_frame(text)
         except BadFrame as error:
+            metrics.FRAMES_IN.labels("binary" if text is None else "unknown", "invalid").inc()
             if gate.invalid_frame(policy, now):
                 log.warning("closed for sustained abuse: too many invalid frames")
                 await connection.close(CloseCode.POLICY_VIOLATION, _INVALID_REASON)
                 return
-            await connection.send(ErrorFrame(message=str(error)).to_text())
+            await _send_error(connection, ErrorFrame(message=str(error)))
             continue
         await _handle(edge, connection, frame)
 
 
+async def _send_error(connection: Connection, frame: ErrorFrame) -> None:
+    if await connection.send(frame.to_text()):
+        metrics.FRAMES_OUT.labels("error").inc()
+
+
 async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> None:
     if isinstance(frame, ClientHeartbeat):
-        await connection.send(_HEARTBEAT_ACK)
+        if await connection.send(_HEARTBEAT_ACK):
+            metrics.FRAMES_OUT.labels("heartbeat_ack").inc()
         interval = edge.settings.heartbeat_forward_interval_seconds
         if not connection.heartbeat_due(time.monotonic(), interval):
+            metrics.FRAMES_IN.labels(frame.event, "answered").inc()
             return
     envelope = ClientEvent.wrap(_ref(edge, connection), frame)
     ttl = TYPING_TTL_SECONDS if isinstance(frame, ClientTyping) else None
     try:
         await edge.runtime.broker.publish_event(envelope, envelope.event, ttl=ttl)
     except Exception:
+        metrics.FRAMES_IN.labels(frame.event, "publish_failed").inc()
         log.warning("publish failed", kind=envelope.event, exc_info=True)
         if not isinstance(frame, ClientHeartbeat):
             refused = ErrorFrame(message=f"{frame.event} not accepted: service unavailable, retry")
-            await connection.send(refused.to_text())
+            await _send_error(connection, refused)
+        return
+    metrics.FRAMES_IN.labels(frame.event, "published").inc()

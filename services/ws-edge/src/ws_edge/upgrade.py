@@ -9,6 +9,7 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
+from chat_core import metrics
 from chat_core.limits import retry_after_header
 from ws_edge.edge import Edge
 
@@ -20,6 +21,7 @@ async def refused_before_upgrade(edge: Edge, socket: WebSocket) -> bool:
     origin = socket.headers.get("origin")
     if not edge.origins.allows(origin):
         log.info("upgrade refused: origin not allowed", origin=origin[:200] if origin else None)
+        metrics.admission("origin_refused")
         await socket.send_denial_response(
             JSONResponse({"detail": "origin not allowed"}, status_code=403)
         )
@@ -29,6 +31,7 @@ async def refused_before_upgrade(edge: Edge, socket: WebSocket) -> bool:
         wait = edge.admissions.acquire(address)
         if wait is not None:
             log.info("upgrade refused: too many new sockets from address", address=address)
+            metrics.admission("address_rate_limited")
             await socket.send_denial_response(
                 JSONResponse(
                     {"detail": "too many new connections from this address; retry later"},
