@@ -13,7 +13,7 @@ the socket closes (1012 or a dropped connection), and after each reconnect fetch
 history of its conversations (the `since` resume replaces that when it lands). Sends are
 REST calls spread over the messaging instances, retried with the same clientMessageId.
 
-Used by `chat-bench faults` (long) and tests/e2e/test_cluster.py (short).
+Used by `chat-bench faults` (long) and tests/e2e/deploy/test_cluster.py (short).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from chat_core import asyncapi
 from chat_core.close_codes import CloseCode
 from chat_core.events import CLIENT_EVENTS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "docs" / "asyncapi.yaml"
 VALIDATOR = ROOT / "tools" / "contracts" / "validate-asyncapi.mjs"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from chat_core.close_codes import CLOSE_CODES, ClientAction, CloseCode, markdown_table
 
-README = Path(__file__).parents[2] / "README.md"
+README = Path(__file__).parents[3] / "README.md"
 
 
 def test_the_readme_table_is_generated_from_the_catalogue() -> None:

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCALED = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
 
 

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 import chat_core.metrics
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/chat.json"
+DASHBOARD = Path(__file__).resolve().parents[3] / "deploy/grafana/dashboards/chat.json"
 SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 

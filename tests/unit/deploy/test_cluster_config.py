@@ -10,7 +10,7 @@ from chat_core.clock import utcnow
 from chat_core.events import ConnectionOpened, EdgeAlive
 from chat_core.settings import ServiceSettings
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 
 
 def test_amqp_urls_win_over_amqp_url_and_blanks_are_ignored(

@@ -24,7 +24,7 @@ from tests.support.dockerfile import (
     substitute,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SERVICES = ("ws-edge", "messaging", "presence", "chat-admin")
 DEV_ONLY = ("pytest", "mypy", "ruff")
 
