@@ -76,8 +76,12 @@ class Stack:
             # Generous: on a 2-core machine shared with other suites a service can take 30 s.
             wait_ready([service], READY_TIMEOUT_SECONDS)
         except NotReady as error:
+            # The fixtures' own wording, which tests match on ("exited early"), then the
+            # launcher's account with the log's tail.
+            early = not service.running
             service.stop()
-            raise RuntimeError(str(error)) from None
+            reason = "exited early" if early else f"not ready in {READY_TIMEOUT_SECONDS:g}s"
+            raise RuntimeError(f"{service.name} {reason}: {error}") from None
         return service
 
     def run_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
