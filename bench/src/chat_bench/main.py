@@ -6,6 +6,8 @@
     chat-bench faults [options]       fault drill on its own 3-node RabbitMQ cluster (faults.py)
     chat-bench queue-types            classic against quorum queues on AMQP_URL (events/s)
     chat-bench bindings               user-key binds and unbinds per second on AMQP_URL
+    chat-bench compare [--smoke]      this stack and Centrifugo v6.9.1 side by side (compare.py;
+                                      builds Centrifugo once, starts both itself)
 
 Without --edge-url/--messaging-url/--presence-url it uses a stack answering on ports
 8000-8002, or starts one per scenario (RabbitMQ and MongoDB must be up: `make infra`).
@@ -250,6 +252,11 @@ def main(argv: list[str] | None = None) -> None:
         from chat_bench import faults
 
         faults.main(argv[0], argv[1:])
+        return
+    if argv and argv[0] == "compare":
+        from chat_bench import compare
+
+        compare.main(argv[1:])
         return
     args = parser().parse_args(argv)
     plan = _plan(args)

@@ -69,7 +69,7 @@ def judge_step(
 ) -> dict[str, Figure]:
     """One step's row. Every message sent in the step counts, however its request ended:
     what matters is whether the recipient had it; one still missing is infinitely late."""
-    launched = [r for r in load.of_phase(phase) if r.sent_at > 0]
+    launched = load.of_phase(phase)
     latencies = sorted(r.latency if r.latency is not None else math.inf for r in launched)
     p50 = percentile(latencies, 0.5) if latencies else math.inf
     p99 = percentile(latencies, 0.99) if latencies else math.inf

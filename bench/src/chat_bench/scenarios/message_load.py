@@ -176,7 +176,9 @@ class MessageLoad:
     # --- accounting -----------------------------------------------------------------------
 
     def of_phase(self, phase: str) -> list[Sent]:
-        return [r for r in self.records if r.phase == phase]
+        """The sends of a phase that were started: those the in-flight cap held back past
+        the phase's end were scheduled but never offered (`not_offered`)."""
+        return [r for r in self.records if r.phase == phase and r.sent_at > 0]
 
     def delivered_count(self) -> int:
         return sum(r.delivered_at is not None for r in self.records)
