@@ -19,9 +19,9 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
-from chat_core.clock import to_milliseconds
+from chat_core.clock import isoformat, to_milliseconds
 from chat_core.db import Collection, Database, Document
-from chat_core.events import MessageType, NewMessage, isoformat
+from chat_core.events import MessageType, NewMessage
 from chat_core.keyed_lock import KeyedLock
 
 # Concurrent point lookups for one page: FerretDB pushes down a lone `_id` equality but
