@@ -7,8 +7,8 @@
 #   docker build -t chat-backend .                     # the services
 #   docker build --build-arg BENCH=yes -t chat-bench . # ... plus chat-bench (load generator)
 #
-# tests/unit/test_dockerfile.py replays the COPY and `uv sync` steps below with uv on exactly the
-# files they copy, so a missing COPY fails `make test` even where no Docker engine runs.
+# tests/integration/deploy/test_image.py replays the COPY and `uv sync` steps below with uv on
+# exactly the files they copy, so a missing COPY fails `make test` even where no Docker engine runs.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 ARG UV_VERSION=0.13.9
@@ -48,6 +48,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM builder AS venv-no
 
 FROM builder AS venv-yes
+COPY libs/chat-launcher/ libs/chat-launcher/
 COPY bench/ bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \

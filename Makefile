@@ -21,7 +21,7 @@ UV_RUN := uv run --no-sync
 
 help:
 	@echo "make install     uv (from PyPI) + uv sync --all-packages (--frozen when uv.lock exists)"
-	@echo "make infra       RabbitMQ on :5672 and a MongoDB server (mongod or devdb) on :27017"
+	@echo "make infra       install, then RabbitMQ on :5672 and a MongoDB server (mongod or devdb) on :27017"
 	@echo "make run         install + infra + web, then ws-edge :8000, messaging :8001, presence :8002, web :8080"
 	@echo "make run-cluster 3-node RabbitMQ cluster, 2 of each service, HAProxy on 8000-8002, web :8080"
 	@echo "make lint        ruff check, ruff format --check, mypy"
@@ -38,7 +38,7 @@ install:
 	@bash scripts/ensure_uv.sh
 	@if [ -f uv.lock ]; then uv sync --all-packages --frozen; else uv sync --all-packages; fi
 
-infra:
+infra: install
 	@bash scripts/ensure_rabbitmq.sh
 	@bash scripts/ensure_mongo.sh
 

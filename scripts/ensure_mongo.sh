@@ -34,8 +34,15 @@ LOG_DIR="$STACK_DATA/logs"
 
 log() { printf 'ensure_mongo: %s\n' "$*" >&2; }
 
+# The probe speaks the wire protocol through PyMongo, from the project's venv (`make install`).
+VENV_PYTHON="${VENV_PYTHON:-$REPO_ROOT/.venv/bin/python}"
+if ! "$VENV_PYTHON" -c 'import pymongo' 2>/dev/null; then
+    log "no project venv with pymongo at $VENV_PYTHON: run \`make install\` first (or set VENV_PYTHON)"
+    exit 1
+fi
+
 # ---------------------------------------------------------------------------------------------
-# Small helpers in Python (python3 is on every machine we support; the venv may not exist yet).
+# Small helpers in Python (python3 for URL parsing; the probe uses the venv's PyMongo).
 
 # Prints "host port" of the first host in MONGO_URL, or "srv -" for mongodb+srv URLs.
 url_host_port() {
@@ -65,80 +72,29 @@ PY
 # Exit 0 when a MongoDB wire-protocol server answers at host:port; prints what it is.
 # Exit 1 when nothing listens, 2 when something listens but does not speak the protocol.
 mongo_probe() {
-    python3 - "$MONGO_HOST" "$MONGO_PORT" <<'PY'
-import socket, struct, sys
-
-def bson(doc):
-    out = b""
-    for k, v in doc.items():
-        key = k.encode() + b"\x00"
-        if isinstance(v, int):
-            out += b"\x10" + key + struct.pack("<i", v)
-        else:
-            s = v.encode() + b"\x00"
-            out += b"\x02" + key + struct.pack("<i", len(s)) + s
-    return struct.pack("<i", len(out) + 5) + out + b"\x00"
-
-def strings(doc):
-    """Top-level string fields of a BSON document (enough for buildInfo)."""
-    found, i = {}, 4
-    fixed = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
-    while i < len(doc) - 1:
-        t = doc[i]
-        end = doc.index(b"\x00", i + 1)
-        name = doc[i + 1:end].decode(errors="replace")
-        i = end + 1
-        if t == 0x02:
-            n = struct.unpack_from("<i", doc, i)[0]
-            found[name] = doc[i + 4:i + 3 + n].decode(errors="replace")
-            i += 4 + n
-        elif t in (0x03, 0x04):
-            i += struct.unpack_from("<i", doc, i)[0]
-        elif t == 0x05:
-            i += 5 + struct.unpack_from("<i", doc, i)[0]
-        elif t in fixed:
-            i += fixed[t]
-        else:
-            break
-    return found
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise OSError("closed")
-        data += chunk
-    return data
+    "$VENV_PYTHON" - "$MONGO_HOST" "$MONGO_PORT" <<'PY'
+import socket, sys
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 host, port = sys.argv[1], int(sys.argv[2])
 try:
-    s = socket.create_connection((host, port), timeout=2)
+    socket.create_connection((host, port), timeout=2).close()
 except OSError:
     sys.exit(1)
+client = MongoClient(host, port, serverSelectionTimeoutMS=5000, connectTimeoutMS=2000)
 try:
-    with s:
-        s.settimeout(5)
-        body = struct.pack("<I", 0) + b"\x00" + bson({"buildInfo": 1, "$db": "admin"})
-        s.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
-        length, _, _, opcode = struct.unpack("<iiii", recv_exact(s, 16))
-        reply = recv_exact(s, length - 16)
-except (OSError, struct.error, ValueError):
+    info = client.admin.command("buildInfo")
+except PyMongoError:
     sys.exit(2)
-if opcode != 2013:
-    sys.exit(2)
-try:
-    info = strings(reply[5:])
-except (ValueError, struct.error, IndexError):
-    info = {}
+finally:
+    client.close()
 if "ferretdbVersion" in info:
     fv = info["ferretdbVersion"]
     fv = "" if fv in ("", "unknown") else f" {fv}"
     print(f"FerretDB{fv} (MongoDB {info.get('version', '?')} compatible)")
-elif "version" in info:
-    print(f"MongoDB {info['version']}")
 else:
-    print("a MongoDB wire-protocol server")
+    print(f"MongoDB {info.get('version', '?')}")
 PY
 }
 

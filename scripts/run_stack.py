@@ -12,41 +12,38 @@ one line "stack ready: ..." is printed. Ctrl-C or SIGTERM stops every child (SIG
 SIGKILL after the grace period); if a child dies on its own the others are stopped and the exit
 status is non-zero.
 
-Standard library only (serve_web.py, a separate process, uses the venv's Starlette).
+Processes are started, probed and stopped by chat_launcher (libs/chat-launcher), the same
+code the tests and chat-bench use; run it with this venv's Python (`uv run`).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import http.client
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from chat_launcher import HOST, ServiceProcess, is_ready, launch
+from chat_launcher import service_command as launcher_command
+from chat_launcher import stop_all as stop_processes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 SERVICES: tuple[tuple[str, int], ...] = (("ws-edge", 8000), ("messaging", 8001), ("presence", 8002))
 WEB_PORT = 8080  # the browser client (scripts/serve_web.py), configured for the ports above
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m")
 RESET = "\033[0m"
 
 _output_lock = threading.Lock()
-# Readiness probes talk to 127.0.0.1 directly, whatever HTTP_PROXY says.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def emit(line: str, stream: IO[str] | None = None) -> None:
@@ -62,17 +59,23 @@ def say(message: str) -> None:
 
 @dataclass
 class Child:
+    """One line of the stack: what to run, its output prefix, and the process once started."""
+
     name: str
     port: int
     command: list[str]
     prefix: str
-    process: subprocess.Popen[bytes] | None = None
+    service: ServiceProcess | None = None
     pump: threading.Thread | None = None
     ready: bool = False
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.service is None else self.service.process
+
+    @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.service is not None and self.service.running
 
 
 def redact(url: str) -> str:
@@ -81,17 +84,10 @@ def redact(url: str) -> str:
 
 
 def service_command(name: str, port: int, bin_dir: Path | None) -> list[str]:
-    """The console script from the venv that runs this script, else `uv run --no-sync NAME`."""
-    directory = bin_dir if bin_dir is not None else Path(sys.executable).parent
-    script = directory / name
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script), "--port", str(port)]
-    uv = shutil.which("uv")
-    if uv is not None and bin_dir is None:
-        return [uv, "run", "--no-sync", name, "--port", str(port)]
-    raise SystemExit(
-        f"run_stack: no console script {script}; run `make install` (uv sync --all-packages)"
-    )
+    try:
+        return launcher_command(name, port, bin_dir)
+    except FileNotFoundError as missing:
+        raise SystemExit(f"run_stack: {missing}") from None
 
 
 def web_command() -> list[str]:
@@ -118,33 +114,6 @@ def port_in_use(port: int) -> bool:
         return False
 
 
-def is_ready(port: int) -> bool:
-    try:
-        with _opener.open(f"http://{HOST}:{port}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
-        return False
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child if this process dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
-
-
 def pump_output(child: Child, stream: IO[bytes] | None) -> None:
     if stream is None:
         return
@@ -154,52 +123,31 @@ def pump_output(child: Child, stream: IO[bytes] | None) -> None:
 
 
 def start(children: Sequence[Child], env: dict[str, str]) -> None:
-    preexec = _die_with_parent(os.getpid())
-    streams: list[IO[bytes] | None] = []
     for child in children:
         say(f"starting {child.name}: {' '.join(child.command)}")
-        child.process = process = subprocess.Popen(
-            child.command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            process_group=0,  # Ctrl-C reaches only us; we stop the children in order
-            preexec_fn=preexec,
+        # Its own process group: Ctrl-C reaches only us, and we stop the children in order.
+        child.service = launch(
+            child.name, child.port, env, command=child.command, cwd=REPO_ROOT, own_group=True
         )
-        streams.append(process.stdout)
     # Reader threads only after every fork (preexec_fn and threads do not mix well).
-    for child, stream in zip(children, streams, strict=True):
+    for child in children:
+        assert child.service is not None
+        stream = child.service.process.stdout
         child.pump = threading.Thread(target=pump_output, args=(child, stream), daemon=True)
         child.pump.start()
-
-
-def signal_group(child: Child, signum: signal.Signals) -> None:
-    if child.process is None:
-        return
-    try:
-        os.killpg(child.process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_all(children: Sequence[Child], grace: float, hurry: Callable[[], bool]) -> None:
     alive = [c for c in children if c.running]
     if alive:
         say(f"stopping {', '.join(c.name for c in alive)} (SIGTERM, SIGKILL after {grace:g}s)")
+    services = [c.service for c in children if c.service is not None]
+
+    def killing(service: ServiceProcess) -> None:
+        say(f"{service.name} did not stop in time; SIGKILL")
+
+    stop_processes(services, grace, hurry=hurry, on_kill=killing)
     for child in children:
-        signal_group(child, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while any(c.running for c in children) and time.monotonic() < deadline and not hurry():
-        time.sleep(0.1)
-    for child in children:
-        if child.running:
-            say(f"{child.name} did not stop in time; SIGKILL")
-        signal_group(child, signal.SIGKILL)
-    for child in children:
-        if child.process is not None:
-            child.process.wait()
         if child.pump is not None:
             child.pump.join(timeout=2)
 

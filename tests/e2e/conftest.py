@@ -17,7 +17,7 @@ FAST_PRESENCE = {
     "DRAIN_SECONDS": "0.2",
 }
 
-# The suite is not a test of the abuse limits (tests/e2e/test_*_limits.py are, with small
+# The suite is not a test of the abuse limits (tests/e2e/*/test_*limits.py are, with small
 # values of their own): raised far above what any other test does, so none measures them.
 RAISED_LIMITS = {
     "FRAME_RATE_PER_SECOND": "10000",

@@ -5,64 +5,28 @@ every service process is the same console script a person runs (`ws-edge`, `pres
 """
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from chat_launcher import NotReady, ServiceProcess, free_port, launch, wait_ready
 
 from chat_core.broker import Topology
 from tests.support.cleanup import remove_run_blocking
 
 BIN = Path(sys.executable).parent
 SERVICE_PORT_ENV = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
+READY_TIMEOUT_SECONDS = 90.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["ServiceProcess", "Stack", "free_port", "run_names"]
 
 
 def run_names() -> tuple[str, str]:
     """A fresh database name and broker prefix."""
     run_id = uuid.uuid4().hex[:10]
     return f"test_{run_id}", f"test-{run_id}"
-
-
-@dataclass
-class ServiceProcess:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
 
 
 @dataclass
@@ -100,18 +64,24 @@ class Stack:
     def start(self, name: str, port: int | None = None, **env: str) -> ServiceProcess:
         port = port or free_port()
         label = env.get("EDGE_ID", name)
-        log_path = self.log_dir / f"{label}-{port}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [str(BIN / name), "--port", str(port)],
-                env=self.env(**env),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        service = ServiceProcess(name, port, process, log_path)
+        service = launch(
+            name,
+            port,
+            self.env(**env),
+            command=[str(BIN / name), "--port", str(port)],
+            log_path=self.log_dir / f"{label}-{port}.log",
+        )
         self.processes.append(service)
-        wait_ready(service)
+        try:
+            # Generous: on a 2-core machine shared with other suites a service can take 30 s.
+            wait_ready([service], READY_TIMEOUT_SECONDS)
+        except NotReady as error:
+            # The fixtures' own wording, which tests match on ("exited early"), then the
+            # launcher's account with the log's tail.
+            early = not service.running
+            service.stop()
+            reason = "exited early" if early else f"not ready in {READY_TIMEOUT_SECONDS:g}s"
+            raise RuntimeError(f"{service.name} {reason}: {error}") from None
         return service
 
     def run_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -137,19 +107,3 @@ class Stack:
         partitions = int(self.env().get("BROKER_PARTITIONS", "0") or 0)
         topology = Topology(self.broker_prefix, partitions=partitions)
         remove_run_blocking(self.amqp_url, self.mongo_url, topology, self.db_name)
-
-
-def wait_ready(service: ServiceProcess, timeout: float = 90.0) -> None:
-    # Generous: on a 2-core machine shared with other suites a service can take 30 s to start.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited early:\n{service.log_text()[-4000:]}")
-        try:
-            if httpx.get(f"{service.http_url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    service.stop()
-    raise RuntimeError(f"{service.name} not ready in {timeout}s:\n{service.log_text()[-4000:]}")

@@ -24,11 +24,12 @@ from typing import Any
 import httpx
 import jwt
 import orjson
+from chat_launcher import die_with_parent, free_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat_bench.progress import Progress
-from chat_bench.stack import StackError, _die_with_parent, free_port
+from chat_bench.stack import StackError
 
 VERSION = "v6.9.1"
 PERSONAL_NAMESPACE = "personal"
@@ -157,7 +158,7 @@ class OwnedCentrifugo:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         deadline = time.monotonic() + ready_timeout
         async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:

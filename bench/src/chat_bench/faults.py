@@ -13,7 +13,7 @@ the socket closes (1012 or a dropped connection), and after each reconnect fetch
 history of its conversations (the `since` resume replaces that when it lands). Sends are
 REST calls spread over the messaging instances, retried with the same clientMessageId.
 
-Used by `chat-bench faults` (long) and tests/e2e/test_cluster.py (short).
+Used by `chat-bench faults` (long) and tests/e2e/deploy/test_cluster.py (short).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import orjson
 import websockets
+from chat_launcher import ServiceProcess, free_port, launch
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -55,13 +56,6 @@ def load_rabbit_cluster() -> ModuleType:
     sys.modules["rabbit_cluster"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def free_port_block(size: int, low: int, high: int) -> int:
@@ -95,8 +89,12 @@ class Service:
     port: int
     env: dict[str, str]
     log_dir: Path
-    process: subprocess.Popen[bytes] | None = None
+    launched: ServiceProcess | None = None
     starts: int = 0
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.launched is None else self.launched.process
 
     @property
     def url(self) -> str:
@@ -116,33 +114,25 @@ class Service:
         if self.kind == "ws-edge":
             # A restarted edge is a new edge: presence expires the old one's connections.
             env["EDGE_ID"] = f"{self.env['EDGE_ID']}-{self.starts}"
-        with (self.log_dir / f"{self.label}.log").open("ab") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / self.kind), "--port", str(self.port)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.launched = launch(
+            self.kind,
+            self.port,
+            env,
+            command=[str(BIN / self.kind), "--port", str(self.port)],
+            log_path=self.log_dir / f"{self.label}.log",
+        )
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        if self.launched is not None:
+            self.launched.stop(signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.launched is not None:
+            self.launched.stop()
 
 
 @dataclass

@@ -4,22 +4,20 @@ prefix, stopped at the end). RabbitMQ and MongoDB must already be up (`make infr
 
 import asyncio
 import contextlib
-import ctypes
 import ipaddress
 import os
-import signal
 import socket
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
+from chat_launcher import NotReady, ServiceProcess, free_port, launch, stop_all, wait_ready
 
 from chat_bench.progress import Progress
 from chat_core.broker import Topology, delete_topology
@@ -110,49 +108,6 @@ def check_infrastructure(amqp_url: str, mongo_url: str) -> None:
             )
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child if chat-bench dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Child:
-    name: str
-    port: int
-    process: asyncio.subprocess.Process
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
 @dataclass
 class OwnedStack:
     """ws-edge, messaging and presence as child processes, on free loopback ports."""
@@ -163,7 +118,7 @@ class OwnedStack:
     progress: Progress
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-bench-")))
-    children: list[Child] = field(default_factory=list)
+    children: list[ServiceProcess] = field(default_factory=list)
 
     @property
     def db_name(self) -> str:
@@ -202,27 +157,25 @@ class OwnedStack:
     async def start(self, ready_timeout: float) -> Endpoints:
         bin_dir = Path(sys.executable).parent
         env = self.env()
-        preexec = _die_with_parent()
         for name in SERVICES:
             script = bin_dir / name
             if not script.is_file():
                 raise StackError(f"no console script {script}; run `make install`")
             port = free_port()
-            log_path = self.log_dir / f"{name}.log"
-            with log_path.open("wb") as log_file:
-                process = await asyncio.create_subprocess_exec(
-                    str(script),
-                    "--port",
-                    str(port),
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=asyncio.subprocess.STDOUT,
-                    preexec_fn=preexec,
+            self.children.append(
+                launch(
+                    name,
+                    port,
+                    env,
+                    command=[str(script), "--port", str(port)],
+                    log_path=self.log_dir / f"{name}.log",
                 )
-            self.children.append(Child(name, port, process, log_path))
-        await self._wait_ready(ready_timeout)
-        by_name = {c.name: c.url for c in self.children}
+            )
+        try:
+            await asyncio.to_thread(wait_ready, self.children, ready_timeout)
+        except NotReady as error:
+            raise StackError(f"{error}\n(logs {self.log_dir})") from None
+        by_name = {c.name: c.http_url for c in self.children}
         if self.env_overrides:
             settings = " ".join(f"{k}={v}" for k, v in sorted(self.env_overrides.items()))
             self.progress.say(f"stack settings: {settings}")
@@ -234,38 +187,20 @@ class OwnedStack:
             by_name["ws-edge"], by_name["messaging"], by_name["presence"], self.db_name
         )
 
-    async def _wait_ready(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        waiting = list(self.children)
-        while waiting:
-            for child in list(waiting):
-                if child.process.returncode is not None:
-                    raise StackError(
-                        f"{child.name} exited with {child.process.returncode}:\n{child.log_tail()}"
-                    )
-                if await readiness(child.url) == 200:
-                    waiting.remove(child)
-            if waiting and time.monotonic() > deadline:
-                names = ", ".join(c.name for c in waiting)
-                raise StackError(f"not ready after {seconds:g}s: {names} (logs {self.log_dir})")
-            if waiting:
-                await asyncio.sleep(0.2)
-
     def pid_of(self, name: str) -> int | None:
         return next((c.process.pid for c in self.children if c.name == name), None)
 
     async def stop(self, grace: float = 10.0) -> None:
         """The edge first, so its conn.closed events still find presence running."""
         for child in self.children:
-            if child.process.returncode is not None:
-                continue
-            child.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(child.process.wait(), grace)
-            except TimeoutError:
-                self.progress.say(f"{child.name} did not stop in {grace:g}s; killing it")
-                child.process.kill()
-                await child.process.wait()
+            await asyncio.to_thread(
+                stop_all,
+                [child],
+                grace,
+                on_kill=lambda c: self.progress.say(
+                    f"{c.name} did not stop in {grace:g}s; killing it"
+                ),
+            )
         await self._remove_state()
 
     async def _remove_state(self) -> None:

@@ -27,11 +27,10 @@ from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
 from chat_bench.stats import summarize, to_ms
 from chat_bench.users import fresh_user_ids
-from chat_core.clock import to_milliseconds
+from chat_core.clock import to_milliseconds, utcnow
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 from chat_core.db import connect as mongo_connect
-from chat_core.events import utcnow
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversation
 from chat_core.store.messages import Message

@@ -45,7 +45,19 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
 from yarl import URL
 
 from chat_core import metrics
-from chat_core.events import Frame
+from chat_core.events import (
+    ClientHeartbeat,
+    ClientMessageRead,
+    ClientStatusChange,
+    ClientTyping,
+    ConnectionClosed,
+    ConnectionOpened,
+    ConversationCreated,
+    EdgeAlive,
+    Frame,
+    SweepTick,
+    routing_kind,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -58,27 +70,41 @@ TYPING = "typing"
 
 # Per-user state lives behind these queues: they are split into partitions when asked to.
 PARTITIONED = frozenset({PRESENCE, MESSAGING})
-# Events that every instance of a partitioned consumer needs (cache invalidation): each
-# instance gets its own copy on an exclusive queue.
-BROADCAST_KINDS = frozenset({"conversation.created"})
 # A user's events carry one of this many slots in their routing key; partitions take slots.
 SLOTS = 32
 
-# Which envelope kinds each worker queue receives.
-QUEUE_BINDINGS: dict[str, tuple[str, ...]] = {
+# The envelopes each worker queue receives, by class: routing keys, bindings and what a
+# consumer accepts all derive from this and the schemas in chat_core.events.
+QUEUE_EVENTS: dict[str, tuple[type[Frame], ...]] = {
     PRESENCE: (
-        "conn.opened",
-        "conn.closed",
-        "client.heartbeat",
-        "client.status_change",
-        "conversation.created",
+        ConnectionOpened,
+        ConnectionClosed,
+        ClientHeartbeat,
+        ClientStatusChange,
+        ConversationCreated,
+        SweepTick,
     ),
     # Edge announcements have their own queue so a backlog of connection events cannot
     # delay them and make presence think a live edge died.
-    EDGES: ("edge.alive",),
-    MESSAGING: ("client.message_read",),
+    EDGES: (EdgeAlive,),
+    MESSAGING: (ClientMessageRead,),
     # Typing is ephemeral: its own queue, short TTL, no dead-lettering.
-    TYPING: ("client.typing",),
+    TYPING: (ClientTyping,),
+}
+# Put straight on a queue (publish_to_queue), never routed through the events exchange.
+DIRECT_EVENTS: frozenset[type[Frame]] = frozenset({SweepTick})
+# Events that every instance of a partitioned consumer needs (cache invalidation): each
+# instance gets its own copy on an exclusive queue.
+BROADCAST_KINDS = frozenset({routing_kind(ConversationCreated)})
+
+# Which envelope kinds each worker queue is bound to on the events exchange.
+QUEUE_BINDINGS: dict[str, tuple[str, ...]] = {
+    queue: tuple(routing_kind(e) for e in events if e not in DIRECT_EVENTS)
+    for queue, events in QUEUE_EVENTS.items()
+}
+# Which kinds a consumer of each queue accepts; anything else is dead-lettered as misrouted.
+QUEUE_KINDS: dict[str, frozenset[str]] = {
+    queue: frozenset(routing_kind(e) for e in events) for queue, events in QUEUE_EVENTS.items()
 }
 TYPING_TTL_SECONDS = 5
 # Queues of ephemeral events: a message older than this is worthless, and nothing is
@@ -527,7 +553,9 @@ def _message(body: bytes, ttl: float | None) -> aio_pika.Message:
 def _acking(
     consumer: str, adapter: TypeAdapter[E], handler: Callable[[E], Awaitable[None]]
 ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-    """Wrap a handler: decode once, ack only after it returns, dead-letter poison."""
+    """Wrap a handler: decode once, ack only after it returns, dead-letter poison (what
+    does not decode, or an envelope of a kind this queue is not meant to receive)."""
+    accepted = QUEUE_KINDS.get(consumer)
 
     def count(outcome: str) -> None:
         metrics.CONSUMED.labels(consumer, outcome).inc()
@@ -544,6 +572,18 @@ def _acking(
                 routing_key=message.routing_key,
                 error=str(error),
                 body=message.body[:512].decode(errors="replace"),
+            )
+            await message.reject(requeue=False)
+            count("poison")
+            metrics.DEAD_LETTERS.labels(consumer, "poison").inc()
+            return
+        kind = getattr(envelope, "event", None)
+        if accepted is not None and kind not in accepted:
+            log.error(
+                "misrouted message dead-lettered",
+                consumer=consumer,
+                routing_key=message.routing_key,
+                kind=kind,
             )
             await message.reject(requeue=False)
             count("poison")

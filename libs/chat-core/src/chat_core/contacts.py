@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.db import Database
+from chat_core.keyed_lock import KeyedLock
 
 
 class ConversationIndex:
@@ -20,8 +21,7 @@ class ConversationIndex:
         # FerretDB updates are read-then-write: two conversations of one user recorded at
         # once could lose one. Serialised per user within this process; on MongoDB each
         # `$set` of its own field is atomic, so several writers are safe there.
-        # Each lock with how many callers hold or wait for it, so it goes when unused.
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks = KeyedLock()
 
     async def record(self, conversation_id: str, participant_ids: Iterable[str]) -> None:
         """Idempotent: recording a conversation again changes nothing."""
@@ -33,20 +33,13 @@ class ConversationIndex:
     async def _record_for(
         self, user_id: str, conversation_id: str, participants: list[str]
     ) -> None:
-        lock, users = self._locks.setdefault(user_id, (asyncio.Lock(), [0]))
-        users[0] += 1
         update = {"$set": {f"conversations.{conversation_id}": participants}}
-        try:
-            async with lock:
-                try:
-                    await self._docs.update_one({"_id": user_id}, update, upsert=True)
-                except DuplicateKeyError:
-                    # Another writer created the document a moment ago; it exists now.
-                    await self._docs.update_one({"_id": user_id}, update)
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[user_id]
+        async with self._locks(user_id):
+            try:
+                await self._docs.update_one({"_id": user_id}, update, upsert=True)
+            except DuplicateKeyError:
+                # Another writer created the document a moment ago; it exists now.
+                await self._docs.update_one({"_id": user_id}, update)
 
     async def conversations_of(self, user_id: str) -> dict[str, list[str]]:
         doc = await self._docs.find_one({"_id": user_id})

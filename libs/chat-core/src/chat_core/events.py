@@ -4,11 +4,13 @@ Field names follow the client contract (camelCase) through aliases; Python code 
 snake_case. Unions are discriminated by `event` and decoded once with a TypeAdapter.
 """
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeAlias
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from pydantic.alias_generators import to_camel
+
+from chat_core.clock import utcnow
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Literal["available", "away", "busy", "offline"]
@@ -31,15 +33,6 @@ class Frame(BaseModel):
 
     def to_json(self) -> bytes:
         return self.to_text().encode()
-
-
-def isoformat(moment: datetime) -> str:
-    """ISO-8601 with an explicit offset, millisecond precision, always UTC."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- frames a client sends -------------------------------------------------------------
@@ -69,7 +62,22 @@ ClientFrame: TypeAlias = Annotated[
     ClientTyping | ClientMessageRead | ClientHeartbeat | ClientStatusChange,
     Field(discriminator="event"),
 ]
-CLIENT_EVENTS = ("typing", "message_read", "heartbeat", "status_change")
+
+
+def members_of(union: Any) -> tuple[type[Frame], ...]:
+    """The frame classes of a discriminated union (`Annotated[A | B, Field(...)]`)."""
+    members: tuple[type[Frame], ...] = get_args(get_args(union)[0])
+    return members
+
+
+def event_names(frame: type[Frame]) -> tuple[str, ...]:
+    """The values a frame class's `event` discriminator may take."""
+    names: tuple[str, ...] = get_args(frame.model_fields["event"].annotation)
+    return names
+
+
+CLIENT_FRAMES = members_of(ClientFrame)
+CLIENT_EVENTS = tuple(name for frame in CLIENT_FRAMES for name in event_names(frame))
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
@@ -168,8 +176,15 @@ class ConnectionRef(Frame):
     edge_id: str
 
 
+CLIENT_EVENT_PREFIX = "client."
+
+
 class ClientEvent(ConnectionRef):
-    """A validated client frame, with who sent it and from where."""
+    """A validated client frame, with who sent it and from where.
+
+    Its `event` (the routing kind) is the frame's name after CLIENT_EVENT_PREFIX; the
+    literal is spelled out for the type checker and checked against CLIENT_FRAMES.
+    """
 
     event: Literal[
         "client.typing", "client.message_read", "client.status_change", "client.heartbeat"
@@ -180,7 +195,7 @@ class ClientEvent(ConnectionRef):
     @classmethod
     def wrap(cls, ref: ConnectionRef, frame: ClientFrame) -> "ClientEvent":
         return cls(
-            event=f"client.{frame.event}",  # type: ignore[arg-type]
+            event=CLIENT_EVENT_PREFIX + frame.event,  # type: ignore[arg-type]
             user_id=ref.user_id,
             connection_id=ref.connection_id,
             edge_id=ref.edge_id,
@@ -230,6 +245,15 @@ InboundEvent: TypeAlias = Annotated[
     Field(discriminator="event"),
 ]
 inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+
+
+def routing_kind(frame: type[Frame]) -> str:
+    """The routing kind an envelope travels under: its `event`, or for a client frame the
+    kind of the ClientEvent that wraps it."""
+    if frame in CLIENT_FRAMES:
+        return CLIENT_EVENT_PREFIX + event_names(frame)[0]
+    (name,) = event_names(frame)
+    return name
 
 
 # --- envelopes on the delivery exchange (workers -> edges), routed `user.<id>` -----------

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
-from chat_core.events import utcnow
 
 # Latencies of a chat system: sub-millisecond to a few seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -1,7 +1,7 @@
 """The account flags every service checks: a disabled user is refused everywhere."""
 
+from chat_core.clock import utcnow
 from chat_core.db import Database
-from chat_core.events import utcnow
 
 
 async def is_disabled(db: Database, user_id: str) -> bool:

@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import HTTPException, RequestValidationError
 
-from chat_core.events import utcnow
+from chat_core.clock import utcnow
 from chat_core.store.sync import BadCursor, resolve, sync
 from messaging.conversations import (
     InvalidParticipant,

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from chat_core.events import Deliver, ErrorFrame, Frame, NewMessage, ServerFrame, utcnow
+from chat_core.clock import utcnow
+from chat_core.events import Deliver, ErrorFrame, Frame, NewMessage, ServerFrame
 from chat_core.request_context import current_request_id
 
 

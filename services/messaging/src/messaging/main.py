@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
 from chat_core.auth import build_authenticator
+from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
 from chat_core.logs import configure_logging
@@ -21,9 +22,9 @@ from chat_core.runtime import Runtime
 from chat_core.server import health_router, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
-from messaging.outbox_watch import watch_outbox_forever
+from messaging.outbox_watch import sample_outbox
 from messaging.rate_limits import RestLimits, enforce_rest_limits
-from messaging.relay import relay_forever
+from messaging.relay import relay_round
 from messaging.service import Messaging
 
 log = structlog.get_logger(__name__)
@@ -39,29 +40,29 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         runtime = await Runtime.start(settings, "messaging")
         messaging = Messaging.assemble(settings, runtime, authenticator)
         await messaging.worker.start(runtime.broker, settings.broker_prefetch)
-        relay = asyncio.create_task(
-            relay_forever(
-                messaging.store,
-                runtime.broker,
-                interval=settings.relay_interval_seconds,
-                min_age=settings.outbox_min_age_seconds,
-            )
+        jobs = BackgroundJobs()
+        relay = jobs.every(
+            settings.relay_interval_seconds,
+            lambda: relay_round(messaging.store, runtime.broker, settings.outbox_min_age_seconds),
+            on_failure="outbox relay round failed",
         )
-        flusher = asyncio.create_task(
-            messaging.outbox.flush_forever(settings.outbox_flush_interval_seconds)
+        jobs.every(
+            settings.outbox_flush_interval_seconds,
+            messaging.outbox.flush,
+            on_failure="outbox flush failed, will retry",
+            wait_first=True,
         )
-        watcher = asyncio.create_task(
-            watch_outbox_forever(runtime.db, settings.relay_interval_seconds)
+        jobs.every(
+            settings.relay_interval_seconds,
+            lambda: sample_outbox(runtime.db),
+            on_failure="outbox sample failed",
         )
         app.state.messaging = messaging
         log.info("messaging started")
         try:
             yield
         finally:
-            for task in (relay, flusher, watcher):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await jobs.stop()
             with contextlib.suppress(Exception):
                 await messaging.outbox.flush()
             await runtime.close()

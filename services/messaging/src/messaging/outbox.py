@@ -5,7 +5,6 @@ event is confirmed by the broker; whatever is left behind, the relay publishes. 
 for milliseconds, so the collection stays tiny and scanning it by age is cheap.
 """
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,14 +76,6 @@ class Outbox:
         except Exception:
             self._published.update(batch)
             raise
-
-    async def flush_forever(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.warning("outbox flush failed, will retry", exc_info=True)
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
         cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("_id", 1)

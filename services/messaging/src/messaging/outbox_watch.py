@@ -5,27 +5,13 @@ publishing is failing (broker down) or the relay is stuck. Both queries scan the
 collection, which is why this runs on a timer and not per scrape: it stays tiny.
 """
 
-import asyncio
-
-import structlog
 from pymongo import ASCENDING
 
 from chat_core import metrics
 from chat_core.db import Database
-
-log = structlog.get_logger(__name__)
 
 
 async def sample_outbox(db: Database) -> None:
     backlog = await db.outbox.count_documents({})
     oldest = await db.outbox.find_one({}, sort=[("createdAt", ASCENDING)]) if backlog else None
     metrics.outbox_sample(backlog, oldest["createdAt"] if oldest else None)
-
-
-async def watch_outbox_forever(db: Database, interval: float) -> None:
-    while True:
-        try:
-            await sample_outbox(db)
-        except Exception:
-            log.warning("outbox sample failed", exc_info=True)
-        await asyncio.sleep(interval)

@@ -6,14 +6,12 @@ publish is missing), holding a seq but not yet its by-id copy, or not stored at 
 relay takes the next seq for it under a fresh stamp, as sync's margin requires).
 """
 
-import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
 
-from chat_core.clock import to_milliseconds
-from chat_core.events import utcnow
+from chat_core.clock import to_milliseconds, utcnow
 from chat_core.store.messages import Message
 from chat_core.store.sync import DEFAULT_MARGIN
 from messaging.delivery import Deliverer
@@ -77,12 +75,5 @@ async def _finish(store: Store, deliverer: Deliverer, pending: PendingMessage) -
     )
 
 
-async def relay_forever(
-    store: Store, deliverer: Deliverer, *, interval: float, min_age: float
-) -> None:
-    while True:
-        try:
-            await relay_pending(store, deliverer, utcnow() - timedelta(seconds=min_age))
-        except Exception:
-            log.warning("outbox relay round failed", exc_info=True)
-        await asyncio.sleep(interval)
+async def relay_round(store: Store, deliverer: Deliverer, min_age: float) -> None:
+    await relay_pending(store, deliverer, utcnow() - timedelta(seconds=min_age))

@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from chat_core.events import MessageType, isoformat
+from chat_core.clock import isoformat
+from chat_core.events import MessageType
 from chat_core.store.conversations import Conversation
 from chat_core.store.messages import Entry, Message, Tombstone, message_fields
 from chat_core.store.read_state import ReadPosition

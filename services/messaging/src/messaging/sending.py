@@ -14,8 +14,8 @@ from datetime import datetime
 import structlog
 from pymongo.errors import DuplicateKeyError
 
-from chat_core.clock import to_milliseconds
-from chat_core.events import MessageType, utcnow
+from chat_core.clock import to_milliseconds, utcnow
+from chat_core.events import MessageType
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversations
 from chat_core.store.messages import Message, Messages, new_message_frame

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import structlog
 
 from chat_core.auth import Authenticator
-from chat_core.events import ConversationAnnounced, ConversationCreated, isoformat
+from chat_core.clock import isoformat
+from chat_core.events import ConversationAnnounced, ConversationCreated
 from chat_core.runtime import Runtime
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Messages

@@ -11,13 +11,13 @@ from typing import TypeVar
 import structlog
 
 from chat_core.broker import MESSAGING, TYPING, Broker
+from chat_core.clock import utcnow
 from chat_core.events import (
     ClientEvent,
     ClientMessageRead,
     ClientTyping,
     InboundEvent,
     inbound_event_adapter,
-    utcnow,
 )
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadStates

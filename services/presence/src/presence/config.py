@@ -6,7 +6,8 @@ from chat_core.settings import ServiceSettings
 class PresenceSettings(ServiceSettings):
     # Edges announce every 10 s; three missed announcements mean the edge is dead.
     edge_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Clients heartbeat every 30 s and edges forward one per 15 s: four missed heartbeats.
+    # Clients heartbeat every 30 s and an edge forwards at most one per connection per 45 s
+    # (its HEARTBEAT_FORWARD_INTERVAL_SECONDS): idle this long means two forwards missed.
     connection_idle_timeout_seconds: float = Field(default=120.0, gt=0)
     # How often dead edges' and idle connections are expired.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)

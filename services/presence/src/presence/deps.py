@@ -1,22 +1,10 @@
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 
-from chat_core.http_auth import BearerCredentials, admit_bearer
+from chat_core.http_auth import bearer_user, from_app_state
 from presence.service import PresenceService
 
-
-async def get_service(connection: HTTPConnection) -> PresenceService:
-    service: PresenceService = connection.app.state.presence
-    return service
-
-
+get_service = from_app_state("presence")
 ServiceDep = Annotated[PresenceService, Depends(get_service)]
-
-
-async def get_viewer(service: ServiceDep, credentials: BearerCredentials) -> str:
-    return await admit_bearer(service.authenticator, service.runtime.db, credentials)
-
-
-ViewerDep = Annotated[str, Depends(get_viewer)]
+ViewerDep = Annotated[str, Depends(bearer_user(get_service))]

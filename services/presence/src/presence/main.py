@@ -1,6 +1,5 @@
 """presence: per-user presence across devices and edges, broadcast to contacts, over HTTP."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -8,6 +7,7 @@ import structlog
 from fastapi import FastAPI
 
 from chat_core.auth import build_authenticator
+from chat_core.background import BackgroundJobs
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.http_errors import REST_ERRORS
@@ -20,7 +20,7 @@ from presence.config import PresenceSettings
 from presence.consumer import presence_handler
 from presence.routes import router
 from presence.service import PresenceService
-from presence.sweep import sweep_forever, tick_forever
+from presence.sweep import schedule_sweeps
 
 log = structlog.get_logger(__name__)
 
@@ -40,13 +40,8 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             )
         await broker.consume_broadcasts(PRESENCE, inbound_event_adapter, handler)
         service.consuming = True
-        if broker.topology.partitioned(PRESENCE):
-            # The sweep writes presence too: it runs where the partition is consumed.
-            sweeper = asyncio.create_task(tick_forever(broker, settings.sweep_interval_seconds))
-        else:
-            sweeper = asyncio.create_task(
-                sweep_forever(service.tracker, settings.sweep_interval_seconds)
-            )
+        jobs = BackgroundJobs()
+        schedule_sweeps(jobs, broker, service.tracker, settings.sweep_interval_seconds)
         log.info(
             "presence started",
             edge_timeout_seconds=settings.edge_timeout_seconds,
@@ -56,7 +51,7 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         try:
             yield
         finally:
-            sweeper.cancel()
+            await jobs.stop()
             service.consuming = False
             # Unacked events go back to the queue and are applied again, idempotently.
             await runtime.close()

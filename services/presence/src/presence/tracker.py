@@ -1,6 +1,6 @@
 """Applying presence events: load, transition, store conditionally, then tell people.
 
-Per user, events are applied one at a time in arrival order (UserLocks) and every write is
+Per user, events are applied one at a time in arrival order (a KeyedLock) and every write is
 conditional on the revision it was computed from (PresenceRepository), so several presence
 instances stay consistent. Contacts are told only after the new state is stored; the stored
 `announced` status is the outbox: a failure before it is updated leaves the broadcast
@@ -9,11 +9,12 @@ pending, and the redelivered event or the next sweep sends it.
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from chat_core.broker import Broker
+from chat_core.clock import to_milliseconds, utcnow
 from chat_core.close_codes import CloseCode
 from chat_core.events import (
     ConnectionClosed,
@@ -25,12 +26,11 @@ from chat_core.events import (
     Status,
     StatusChangeAck,
     UserStatusChange,
-    utcnow,
 )
+from chat_core.keyed_lock import KeyedLock
 from presence import state
 from presence.contacts import ContactBook
 from presence.edges import EdgeRepository
-from presence.locks import UserLocks
 from presence.repository import PresenceRepository
 from presence.state import EdgeSeen, Presence, Timeouts
 
@@ -52,12 +52,6 @@ class ConcurrentUpdates(Exception):
     pass
 
 
-def millis(moment: datetime) -> datetime:
-    """BSON keeps milliseconds: compare times at the precision they are stored in."""
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
-
-
 class PresenceTracker:
     def __init__(
         self,
@@ -76,16 +70,16 @@ class PresenceTracker:
         self._timeouts = timeouts
         self._clock = clock
         self._max_devices = max_devices
-        self._locks = UserLocks()
+        self._locks = KeyedLock()
         self.watching_since = self._now()
 
     def _now(self) -> datetime:
-        return millis(self._clock())
+        return to_milliseconds(self._clock())
 
     # --- events from edges ---------------------------------------------------------------
 
     async def connection_opened(self, opened: ConnectionOpened) -> None:
-        at = millis(opened.at)
+        at = to_milliseconds(opened.at)
         evicted: list[str] = []
 
         def change(presence: Presence, now: datetime, live: bool) -> Presence:
@@ -126,7 +120,7 @@ class PresenceTracker:
             )
 
     async def connection_closed(self, closed: ConnectionClosed) -> None:
-        at = millis(closed.at)
+        at = to_milliseconds(closed.at)
         await self._apply(
             closed,
             at,
@@ -136,7 +130,7 @@ class PresenceTracker:
         )
 
     async def activity(self, ref: ConnectionRef, at: datetime) -> None:
-        at = millis(at)
+        at = to_milliseconds(at)
         await self._apply(
             ref,
             at,
@@ -146,7 +140,7 @@ class PresenceTracker:
         )
 
     async def status_chosen(self, ref: ConnectionRef, status: Status, at: datetime) -> None:
-        at = millis(at)
+        at = to_milliseconds(at)
         ack = Deliver(frame=StatusChangeAck(status=status), connection_id=ref.connection_id)
         await self._apply(
             ref,
@@ -160,7 +154,7 @@ class PresenceTracker:
 
     async def edge_alive(self, alive: EdgeAlive) -> None:
         await self._edges.record_alive(
-            alive.edge_id, millis(alive.at), alive.connections, self._now()
+            alive.edge_id, to_milliseconds(alive.at), alive.connections, self._now()
         )
 
     # --- the sweep -----------------------------------------------------------------------
@@ -210,7 +204,7 @@ class PresenceTracker:
                 log.info("connections expired", user_id=user_id, connections=stale)
             return state.expire_connections(presence, stale)
 
-        async with self._locks.hold(user_id):
+        async with self._locks(user_id):
             presence = await self._store(user_id, expire)
             return await self._announce(presence)
 
@@ -219,7 +213,7 @@ class PresenceTracker:
     async def _apply(
         self, ref: ConnectionRef, at: datetime, change: Change, ack: Deliver | None = None
     ) -> None:
-        async with self._locks.hold(ref.user_id):
+        async with self._locks(ref.user_id):
             presence = await self._store(ref.user_id, change, sender=(ref, at))
             if ack is not None:
                 await self._broker.deliver([ref.user_id], ack)

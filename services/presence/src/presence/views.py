@@ -3,7 +3,8 @@
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from chat_core.events import Status, isoformat
+from chat_core.clock import isoformat
+from chat_core.events import Status
 from presence.contacts import ContactBook
 from presence.repository import PresenceRepository
 from presence.state import Presence

@@ -1,14 +1,8 @@
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 
+from chat_core.http_auth import from_app_state
 from ws_edge.edge import Edge
 
-
-async def get_edge(connection: HTTPConnection) -> Edge:
-    edge: Edge = connection.app.state.edge
-    return edge
-
-
-EdgeDep = Annotated[Edge, Depends(get_edge)]
+EdgeDep = Annotated[Edge, Depends(from_app_state("edge"))]

@@ -8,8 +8,9 @@ import structlog
 
 from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
+from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
-from chat_core.events import EdgeAlive, utcnow
+from chat_core.events import EdgeAlive
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
 from chat_core.runtime import Runtime
@@ -66,18 +67,13 @@ class Edge:
         await self.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
         log.info("drained")
 
-    async def announce_forever(self) -> None:
+    async def announce(self) -> None:
         """Tell presence this edge is alive; silence means its connections are gone."""
         interval = self.settings.announce_interval_seconds
-        while True:
-            alive = EdgeAlive(
-                edge_id=self.settings.edge_id, at=utcnow(), connections=len(self.registry)
-            )
-            try:
-                await self.runtime.broker.publish_event(alive, alive.event, ttl=interval * 3)
-            except Exception:
-                log.warning("edge announcement failed", exc_info=True)
-            await asyncio.sleep(interval)
+        alive = EdgeAlive(
+            edge_id=self.settings.edge_id, at=utcnow(), connections=len(self.registry)
+        )
+        await self.runtime.broker.publish_event(alive, alive.event, ttl=interval * 3)
 
     async def close_all(self, code: int, reason: str) -> None:
         for connection in self.registry.all():

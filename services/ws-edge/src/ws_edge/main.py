@@ -1,6 +1,5 @@
 """ws-edge: authenticates WebSocket clients, forwards their events, delivers outbound events."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,6 +11,7 @@ from starlette.websockets import WebSocket
 
 from chat_core import asyncapi, metrics
 from chat_core.auth import build_authenticator
+from chat_core.background import BackgroundJobs
 from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
@@ -40,12 +40,17 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
         edge = Edge(settings, runtime, authenticator, delivery)
         app.state.edge = edge
         metrics.OPEN_SOCKETS.set_function(lambda: len(edge.registry))
-        announcer = asyncio.create_task(edge.announce_forever())
+        jobs = BackgroundJobs()
+        jobs.every(
+            settings.announce_interval_seconds,
+            edge.announce,
+            on_failure="edge announcement failed",
+        )
         log.info("edge started", edge_id=settings.edge_id)
         try:
             yield
         finally:
-            announcer.cancel()
+            await jobs.stop()
             # After a drain nobody is left; without one (a second signal), still ask to reconnect.
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
             await runtime.close()

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from chat_core import metrics
 from chat_core.close_codes import CloseCode
 from chat_core.events import NewMessage, ServerFrame
+from chat_core.keyed_lock import KeyedLock
 from ws_edge.flow import FrameGate, OutboundLimits
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,14 @@ class Connection:
     _closing: bool = field(default=False, init=False)
     # Set (and dropped) by the writer when a paced sender may go on; see send_paced.
     _room: asyncio.Event | None = field(default=None, init=False)
+
+    def heartbeat_due(self, now: float, interval: float) -> bool:
+        """Whether this heartbeat goes on to presence (the client still gets its ack):
+        at most one per `interval` seconds per socket, the first always."""
+        if now - self.heartbeat_forwarded_at < interval:
+            return False
+        self.heartbeat_forwarded_at = now
+        return True
 
     @property
     def queued_bytes(self) -> int:
@@ -212,7 +221,7 @@ class ConnectionRegistry:
         self._bind = bind
         self._unbind = unbind
         # Binding is per user and must not interleave with an unbind for the same user.
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLock()
 
     def __len__(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
@@ -229,7 +238,7 @@ class ConnectionRegistry:
 
     async def add(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._lock(user_id):
+        async with self._locks(user_id):
             connections = self._by_user.get(user_id)
             if connections is None:
                 await self._bind(user_id)
@@ -238,7 +247,7 @@ class ConnectionRegistry:
 
     async def remove(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._lock(user_id):
+        async with self._locks(user_id):
             connections = self._by_user.get(user_id)
             if connections is None or connections.pop(connection.connection_id, None) is None:
                 return
@@ -249,11 +258,3 @@ class ConnectionRegistry:
                 except Exception:
                     # A binding left behind only delivers to a user we drop on arrival.
                     log.warning("unbind failed", user_id=user_id, exc_info=True)
-        if user_id not in self._by_user and not self._locks[user_id].locked():
-            self._locks.pop(user_id, None)
-
-    def _lock(self, user_id: str) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = self._locks[user_id] = asyncio.Lock()
-        return lock

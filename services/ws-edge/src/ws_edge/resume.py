@@ -10,13 +10,9 @@ import asyncio
 
 import structlog
 
+from chat_core.clock import utcnow
 from chat_core.contacts import ConversationIndex
-from chat_core.events import (
-    ErrorFrame,
-    ReplayDone,
-    UserStatusChange,
-    utcnow,
-)
+from chat_core.events import ErrorFrame, ReplayDone, UserStatusChange
 from chat_core.store.conversations import Conversations
 from chat_core.store.messages import Messages, new_message_frame
 from chat_core.store.sync import BadCursor, SyncCursor, resolve, sync

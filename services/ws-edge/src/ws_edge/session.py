@@ -8,6 +8,7 @@ from starlette.websockets import WebSocket
 from chat_core import metrics
 from chat_core.auth import Refusal, admit
 from chat_core.broker import TYPING_TTL_SECONDS
+from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
 from chat_core.events import (
     ClientEvent,
@@ -20,7 +21,6 @@ from chat_core.events import (
     ErrorFrame,
     HeartbeatAck,
     ReplayDone,
-    utcnow,
 )
 from chat_core.ids import new_id
 from ws_edge.edge import Edge
@@ -31,11 +31,11 @@ from ws_edge.resume import presence_snapshot, release_held, replay
 
 log = structlog.get_logger(__name__)
 
-_HEARTBEAT_ACK = HeartbeatAck().model_dump_json(by_alias=True)
+_HEARTBEAT_ACK = HeartbeatAck().to_text()
 _BINARY_REFUSED = "binary frames are not supported; send JSON text"
 _RATE_LIMITED = ErrorFrame(
     message="rate limited: frames dropped; slow down (at most one such error per second)"
-).model_dump_json(by_alias=True)
+).to_text()
 _OVER_RATE_REASON = "sustained abuse: over the frame rate limit"
 _INVALID_REASON = "sustained abuse: too many invalid frames"
 
@@ -158,7 +158,7 @@ async def _receive_frames(edge: Edge, connection: Connection) -> None:
 
 
 async def _send_error(connection: Connection, frame: ErrorFrame) -> None:
-    if await connection.send(frame.model_dump_json(by_alias=True)):
+    if await connection.send(frame.to_text()):
         metrics.FRAMES_OUT.labels("error").inc()
 
 
@@ -166,12 +166,10 @@ async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> Non
     if isinstance(frame, ClientHeartbeat):
         if await connection.send(_HEARTBEAT_ACK):
             metrics.FRAMES_OUT.labels("heartbeat_ack").inc()
-        now = time.monotonic()
-        elapsed = now - connection.heartbeat_forwarded_at
-        if elapsed < edge.settings.heartbeat_forward_interval_seconds:
+        interval = edge.settings.heartbeat_forward_interval_seconds
+        if not connection.heartbeat_due(time.monotonic(), interval):
             metrics.FRAMES_IN.labels(frame.event, "answered").inc()
             return
-        connection.heartbeat_forwarded_at = now
     envelope = ClientEvent.wrap(_ref(edge, connection), frame)
     ttl = TYPING_TTL_SECONDS if isinstance(frame, ClientTyping) else None
     try:

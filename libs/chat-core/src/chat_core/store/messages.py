@@ -19,9 +19,9 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
-from chat_core.clock import to_milliseconds
+from chat_core.clock import isoformat, to_milliseconds
 from chat_core.db import Collection, Database, Document
-from chat_core.events import MessageType, NewMessage, isoformat
+from chat_core.events import MessageType, NewMessage
 from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 

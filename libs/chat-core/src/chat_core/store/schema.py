@@ -5,8 +5,8 @@ id, read positions by seq). An empty database is stamped current at start; one w
 version 1 (no stamp, but conversations) must be migrated first: `chat-admin migrate`.
 """
 
+from chat_core.clock import utcnow
 from chat_core.db import Database
-from chat_core.events import utcnow
 
 CURRENT_VERSION = 2
 _SCHEMA = "schema"
