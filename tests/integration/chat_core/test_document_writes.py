@@ -84,3 +84,17 @@ async def test_conditional_writes_are_one_command_where_the_server_allows(db: Da
     # tests run on (tools/devdb/build.sh), pushes `_id` down from such filters too. Only a
     # stock FerretDB would scan, and so be written to by read-then-check.
     assert not await scans_conditions(db.things)
+
+
+async def test_first_writes_racing_on_a_new_collection_all_succeed(db: Database) -> None:
+    # Each asks the server how it filters before its first write, creating the collection
+    # to ask about it: fifty at once (as the first requests of fresh processes) must not fail.
+    writers = [DocumentWrites(db.fresh) for _ in range(50)]
+    results = await asyncio.gather(
+        *(
+            w.update_if(f"d{i}", {"n": {"$lt": 1}}, lambda d: True, {"$set": {"n": 1}}, upsert=True)
+            for i, w in enumerate(writers)
+        )
+    )
+    assert all(results)
+    assert await db.fresh.count_documents({}) == 50

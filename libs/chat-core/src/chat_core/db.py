@@ -3,18 +3,22 @@
 Only the subset MongoDB and FerretDB share is used: see docs/mongodb-compatibility.md.
 """
 
-import contextlib
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
 
 from chat_core.metrics import CommandTimer
 
+log = structlog.get_logger(__name__)
+
 Document = dict[str, Any]
+NAMESPACE_EXISTS = 48
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
@@ -68,9 +72,14 @@ async def scans_conditions(collection: Collection) -> bool:
     """
     if not await is_ferretdb(collection.database):
         return False
-    with contextlib.suppress(CollectionInvalid):
+    try:
         # Explain answers nothing useful about a collection that does not exist yet.
         await collection.database.create_collection(collection.name)
+    except CollectionInvalid:
+        pass
+    except OperationFailure as error:
+        if error.code != NAMESPACE_EXISTS:  # created by someone else since the check
+            raise
     plan = await collection.database.command(
         "explain", {"find": collection.name, "filter": {"_id": "probe", "probe": 1}}
     )
@@ -90,13 +99,21 @@ class DocumentWrites:
 
     def __init__(self, collection: Collection, *, read_first: bool | None = None) -> None:
         self._collection = collection
-        # None: ask the server (scans_conditions) on first use.
+        # None: ask the server (scans_conditions) on first use, once for all callers.
         self._read_first = read_first
+        self._asking = asyncio.Lock()
 
     async def _reads_first(self) -> bool:
-        if self._read_first is None:
-            self._read_first = await scans_conditions(self._collection)
-        return self._read_first
+        if self._read_first is not None:
+            return self._read_first
+        async with self._asking:
+            if self._read_first is None:
+                try:
+                    self._read_first = await scans_conditions(self._collection)
+                except PyMongoError:
+                    log.warning("could not ask the server how it filters; reading first")
+                    return True  # always correct, and asked again next time
+            return self._read_first
 
     async def replace_if(
         self,
