@@ -14,6 +14,12 @@ SETUP_ATTEMPTS = 3
 SETUP_BACKOFF_SECONDS = 0.5
 
 
+# Below uvicorn's keep-alive timeout (5 s, httpx's default expiry too): with equal timers a
+# request could go out on a connection the server was closing that instant, and fail with
+# ReadError (seen once or twice per e2e run under load).
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
+
 class RestError(Exception):
     def __init__(self, what: str, status: int, body: str) -> None:
         super().__init__(f"{what}: HTTP {status}: {body[:300]}")
@@ -35,7 +41,9 @@ class RestClient:
             trust_env=False,
             timeout=timeout,
             limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             ),
         )
 

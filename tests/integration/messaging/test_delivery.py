@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from chat_core.broker import MESSAGING, TYPING, Broker, user_key
+from chat_core.broker import MESSAGING, TYPING, Broker, recipients, user_key
 from chat_core.clock import utcnow
 from chat_core.db import Database
 from chat_core.events import (
@@ -50,8 +50,10 @@ class Deliveries:
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Received] = asyncio.Queue()
+        self._watched: set[str] = set()
 
     async def watch(self, broker: Broker, *user_ids: str) -> None:
+        self._watched.update(user_ids)
         channel = await broker.connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         for user_id in user_ids:
@@ -61,10 +63,12 @@ class Deliveries:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         envelope = outbound_event_adapter.validate_json(message.body)
         assert isinstance(envelope, Deliver)
-        user_id = (message.routing_key or "").removeprefix("user.")
         expiration = message.expiration
         assert expiration is None or isinstance(expiration, int | float)
-        self._queue.put_nowait(Received(user_id, envelope, expiration))
+        # One copy names every recipient; an edge hands it to those it holds, as here.
+        for user_id in recipients(message):
+            if user_id in self._watched:
+                self._queue.put_nowait(Received(user_id, envelope, expiration))
 
     async def take(self, count: int, timeout: float = 5.0) -> list[Received]:
         async with asyncio.timeout(timeout):

@@ -13,7 +13,7 @@ import aiormq
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from chat_core.broker import PRESENCE, Broker, user_key
+from chat_core.broker import PRESENCE, Broker, recipients, user_key
 from chat_core.clock import to_milliseconds, utcnow
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
@@ -66,10 +66,12 @@ class Deliveries:
 
     def __init__(self) -> None:
         self.received: asyncio.Queue[tuple[str, Deliver]] = asyncio.Queue()
+        self.watched: set[str] = set()
 
     @classmethod
     async def watch(cls, broker: Broker, *user_ids: str) -> "Deliveries":
         deliveries = cls()
+        deliveries.watched.update(user_ids)
         channel = await broker.connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         for user_id in user_ids:
@@ -80,8 +82,10 @@ class Deliveries:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         envelope = outbound_event_adapter.validate_json(message.body)
         assert isinstance(envelope, Deliver)
-        user_id = (message.routing_key or "").removeprefix("user.")
-        self.received.put_nowait((user_id, envelope))
+        # One copy names every recipient; an edge hands it to those it holds, as here.
+        for user_id in recipients(message):
+            if user_id in self.watched:
+                self.received.put_nowait((user_id, envelope))
 
     async def wait(
         self, match: Callable[[str, Deliver], bool], timeout: float = 10.0

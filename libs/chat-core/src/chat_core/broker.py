@@ -1,7 +1,8 @@
 """RabbitMQ topology, confirmed publishing and at-least-once consuming (aio-pika).
 
 events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typing, conn.opened...)
-deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys
+deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys;
+                          one publish names every recipient (CC), each edge gets one copy
 dead-letter exchange      poison messages, one dead queue per consuming service
 
 Partitions (Topology.partitions > 0): the presence and messaging queues become N queues with a
@@ -36,6 +37,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
     DeliveryMode,
+    FieldValue,
 )
 from aio_pika.robust_connection import RobustConnection
 from pydantic import TypeAdapter, ValidationError
@@ -185,8 +187,30 @@ class Topology:
         return f"{self.prefix}.edge.{edge_id}"
 
 
+_USER_PREFIX = "user."
+
+
 def user_key(user_id: str) -> str:
-    return f"user.{user_id}"
+    return f"{_USER_PREFIX}{user_id}"
+
+
+# Recipients named in one publish. The CC header travels in one AMQP frame (128 KiB by
+# default); 500 keys of a phone-number id take about 10 KiB.
+_RECIPIENTS_PER_PUBLISH = 500
+
+
+def recipients(message: AbstractIncomingMessage) -> list[str]:
+    """The user ids a delivery names: its routing key and its CC keys (`Broker.deliver`)."""
+    keys: list[Any] = [message.routing_key or ""]
+    cc = (message.headers or {}).get("CC")
+    if isinstance(cc, list | tuple):
+        keys.extend(cc)
+    users = []
+    for key in keys:
+        text = key.decode() if isinstance(key, bytes) else key
+        if isinstance(text, str) and text.startswith(_USER_PREFIX):
+            users.append(text[len(_USER_PREFIX) :])
+    return users
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
@@ -366,6 +390,11 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
         self._deliver: AbstractExchange | None = None
+        # Events that expire (typing, edge.alive) go unconfirmed on a channel of their own:
+        # losing one to a broker crash is the same as its expiring, and confirm bookkeeping
+        # was most of typing's cost in a profile (docs/performance.md).
+        self._fleeting_events: AbstractExchange | None = None
+        self._fleeting_deliver: AbstractExchange | None = None
 
     async def start(self) -> None:
         self._connection = await connect_failover(
@@ -375,6 +404,9 @@ class Broker:
         await declare_topology(self._channel, self.topology)
         self._events = await self._channel.get_exchange(self.topology.events_exchange)
         self._deliver = await self._channel.get_exchange(self.topology.deliver_exchange)
+        fleeting = await self._connection.channel(publisher_confirms=False)
+        self._fleeting_events = await fleeting.get_exchange(self.topology.events_exchange)
+        self._fleeting_deliver = await fleeting.get_exchange(self.topology.deliver_exchange)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -411,26 +443,48 @@ class Broker:
     async def publish_event(
         self, envelope: Frame, routing_key: str, *, ttl: float | None = None
     ) -> None:
-        """Publish to the events exchange and wait for the broker's confirm."""
+        """Publish to the events exchange and wait for the broker's confirm; an event with a
+        `ttl` expires anyway, so it is published without one."""
         assert self._events is not None, "Broker.start() first"
+        assert self._fleeting_events is not None
         key = keyed_by_slot(envelope, routing_key)
+        message = _message(envelope.to_json(), ttl)
+        if ttl is not None:
+            await self._fleeting_events.publish(message, key, mandatory=False)
+            return
         with _confirm_timer("events"):
-            await self._events.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
+            await self._events.publish(message, key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
     ) -> None:
-        """Publish one envelope to each user's key; returns once every copy is confirmed."""
+        """Deliver one envelope to every device of each user; returns once confirmed (if it
+        has no `ttl`: what expires is published unconfirmed, as in `publish_event`).
+
+        One publish names all the users: the first by its routing key, the others in the CC
+        header (RabbitMQ's sender-selected distribution). RabbitMQ routes it to every queue
+        bound to any of the keys, once per queue, so each edge receiving it gets one copy and
+        hands it to those of the users it holds (`recipients`). A group's message costs one
+        publish and one confirm, not one per member.
+        """
         body = envelope.to_json()
-        exchange = self.deliver_exchange
-        # mandatory=False: a user with no edge bound is offline, not an error.
+        exchange = self.deliver_exchange if ttl is None else self._fleeting_deliver
+        assert exchange is not None
+        keys = [user_key(user_id) for user_id in dict.fromkeys(user_ids)]
+        publishes = []
+        for start in range(0, len(keys), _RECIPIENTS_PER_PUBLISH):
+            chunk = keys[start : start + _RECIPIENTS_PER_PUBLISH]
+            message = _message(body, ttl)
+            if len(chunk) > 1:
+                cc: list[FieldValue] = list(chunk[1:])
+                message.headers = {"CC": cc}
+            # mandatory=False: a user with no edge bound is offline, not an error.
+            publishes.append(exchange.publish(message, chunk[0], mandatory=False))
+        if ttl is not None:
+            await asyncio.gather(*publishes)
+            return
         with _confirm_timer("deliver"):
-            await asyncio.gather(
-                *(
-                    exchange.publish(_message(body, ttl), user_key(user_id), mandatory=False)
-                    for user_id in user_ids
-                )
-            )
+            await asyncio.gather(*publishes)
 
     async def consume(
         self,

@@ -3,17 +3,22 @@
 Only the subset MongoDB and FerretDB share is used: see docs/mongodb-compatibility.md.
 """
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
 
 from chat_core.metrics import CommandTimer
 
+log = structlog.get_logger(__name__)
+
 Document = dict[str, Any]
+NAMESPACE_EXISTS = 48
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
@@ -58,25 +63,57 @@ async def is_ferretdb(db: Database) -> bool:
     return "ferretdbVersion" in info
 
 
+async def scans_conditions(collection: Collection) -> bool:
+    """Whether a filter of `_id` and another condition makes the server scan `collection`.
+
+    MongoDB: never (the `_id` index). FerretDB v1.24 pushes `_id` down to SQLite only when it
+    is the filter's one key; devdb (tools/devdb/build.sh) pushes it down from any filter, and
+    says so in its explain output (`filterPushdown`), which is what is asked here.
+    """
+    if not await is_ferretdb(collection.database):
+        return False
+    try:
+        # Explain answers nothing useful about a collection that does not exist yet.
+        await collection.database.create_collection(collection.name)
+    except CollectionInvalid:
+        pass
+    except OperationFailure as error:
+        if error.code != NAMESPACE_EXISTS:  # created by someone else since the check
+            raise
+    plan = await collection.database.command(
+        "explain", {"find": collection.name, "filter": {"_id": "probe", "probe": 1}}
+    )
+    return not plan.get("filterPushdown", False)
+
+
 class DocumentWrites:
     """Conditional writes to one document that stay `_id` lookups on every server.
 
-    MongoDB checks `{_id, <condition>}` atomically through the `_id` index. FerretDB v1 pushes
-    only a lone `_id` equality down to SQLite and scans the whole collection for any other
-    filter, and its conditional writes are read-then-write anyway. There the document is read
-    by `_id` and the condition checked here: O(1), and no less atomic than FerretDB's own.
-    Callers serialise writes to one document within a process either way.
+    MongoDB checks `{_id, <condition>}` atomically through the `_id` index, and so does devdb
+    with one command. Stock FerretDB v1 pushes only a lone `_id` equality down to SQLite and
+    scans the whole collection for any other filter, and its conditional writes are
+    read-then-write anyway. There the document is read by `_id` and the condition checked
+    here: O(1) in two commands, and no less atomic than FerretDB's own. Callers serialise
+    writes to one document within a process either way.
     """
 
-    def __init__(self, collection: Collection, *, ferretdb: bool | None = None) -> None:
+    def __init__(self, collection: Collection, *, read_first: bool | None = None) -> None:
         self._collection = collection
-        # None: ask the server (buildInfo) on first use.
-        self._ferretdb = ferretdb
+        # None: ask the server (scans_conditions) on first use, once for all callers.
+        self._read_first = read_first
+        self._asking = asyncio.Lock()
 
-    async def _on_ferretdb(self) -> bool:
-        if self._ferretdb is None:
-            self._ferretdb = await is_ferretdb(self._collection.database)
-        return self._ferretdb
+    async def _reads_first(self) -> bool:
+        if self._read_first is not None:
+            return self._read_first
+        async with self._asking:
+            if self._read_first is None:
+                try:
+                    self._read_first = await scans_conditions(self._collection)
+                except PyMongoError:
+                    log.warning("could not ask the server how it filters; reading first")
+                    return True  # always correct, and asked again next time
+            return self._read_first
 
     async def replace_if(
         self,
@@ -87,7 +124,7 @@ class DocumentWrites:
     ) -> bool:
         """Replace the document if it exists and `condition` (as a filter, and as `holds`)
         matches it; False otherwise."""
-        if await self._on_ferretdb():
+        if await self._reads_first():
             current = await self._collection.find_one({"_id": doc_id})
             if current is None or not holds(current):
                 return False
@@ -107,7 +144,7 @@ class DocumentWrites:
     ) -> bool:
         """Apply `update` if the document matches `condition` (or, with `upsert`, does not
         exist yet); whether it was applied."""
-        if await self._on_ferretdb():
+        if await self._reads_first():
             current = await self._collection.find_one({"_id": doc_id})
             if current is None:
                 if not upsert:

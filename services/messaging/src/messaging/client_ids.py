@@ -11,6 +11,7 @@ from datetime import datetime
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.db import Collection, Database
+from chat_core.group_commit import GroupCommit
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,12 @@ def key(conversation_id: str, sender_id: str, client_message_id: str) -> str:
 class ClientIds:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db.client_ids
+        self._inserts = GroupCommit(self._collection)
 
     async def claim(self, key: str, message_id: str, now: datetime) -> ClientIdClaim | None:
         """None when this send now owns the key; the earlier claim when another does."""
         try:
-            await self._collection.insert_one(
-                {"_id": key, "messageId": message_id, "claimedAt": now}
-            )
+            await self._inserts.insert({"_id": key, "messageId": message_id, "claimedAt": now})
         except DuplicateKeyError:
             doc = await self._collection.find_one({"_id": key})
             if doc is None:  # pragma: no cover - claims are never deleted

@@ -11,6 +11,7 @@ from datetime import datetime
 import structlog
 
 from chat_core.db import Collection, Database, Document
+from chat_core.group_commit import GroupCommit
 from chat_core.store.messages import Message
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,7 @@ class PendingMessage:
 class Outbox:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db.outbox
+        self._inserts = GroupCommit(self._collection)
         # Published and confirmed, not yet deleted: removed in batches, one write for many
         # sends instead of one each. A crash before the batch goes only means the relay
         # publishes them again, which at-least-once delivery allows.
@@ -38,7 +40,7 @@ class Outbox:
     async def add(self, message: Message, participant_ids: tuple[str, ...], now: datetime) -> None:
         """Write the entry; the caller then calls `settled` when its request ends."""
         self._in_flight.add(message.message_id)
-        await self._collection.insert_one(
+        await self._inserts.insert(
             {
                 "_id": message.message_id,
                 "message": message.to_document(),

@@ -7,14 +7,12 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from chat_core import metrics
-from chat_core.broker import Broker, user_key
+from chat_core.broker import Broker, recipients, user_key
 from chat_core.close_codes import CloseCode
 from chat_core.events import Deliver, Disconnect, outbound_event_adapter
-from ws_edge.registry import ConnectionRegistry
+from ws_edge.registry import Connection, ConnectionRegistry
 
 log = structlog.get_logger(__name__)
-
-_USER_KEY_PREFIX = len(user_key(""))
 
 
 class EdgeDelivery:
@@ -66,49 +64,61 @@ class EdgeDelivery:
         await self._queue.unbind(self._broker.deliver_exchange, user_key(user_id))
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        user_id = (message.routing_key or "")[_USER_KEY_PREFIX:]
+        users = recipients(message)
         try:
             envelope = outbound_event_adapter.validate_json(message.body)
         except ValidationError:
-            log.error("undecodable delivery dropped", user_id=user_id, body=message.body[:256])
+            log.error("undecodable delivery dropped", user_ids=users, body=message.body[:256])
             return
-        connections = self.registry.of_user(user_id)
         if isinstance(envelope, Deliver):
             payload = envelope.frame.to_text()
-            event = envelope.frame.event
-            written = 0
-            for connection in connections:
-                if (
-                    envelope.connection_id not in (None, connection.connection_id)
-                    or envelope.skip_connection_id == connection.connection_id
-                ):
-                    continue
-                if connection.held is not None:
-                    # Released after the resume's replay (ws_edge/resume.py).
-                    connection.hold(envelope.frame, payload)
-                elif not connection.repeats_replay(envelope.frame) and await connection.send(
-                    payload
-                ):
-                    written += 1
-                    metrics.delivered(event, envelope.at)
-            if envelope.request_id is not None:
-                # Caused by a REST request: the line that follows its message to the socket.
-                log.info(
-                    "delivered",
-                    frame=event,
-                    user_id=user_id,
-                    sockets=written,
-                    message_id=getattr(envelope.frame, "message_id", None),
-                    request_id=envelope.request_id,
-                )
+            for user_id in users:
+                connections = self.registry.of_user(user_id)
+                if connections:
+                    await self._deliver(envelope, payload, user_id, connections)
         elif isinstance(envelope, Disconnect):
+            for user_id in users:
+                connections = self.registry.of_user(user_id)
+                if connections:
+                    self._disconnect(envelope, user_id, connections)
+
+    async def _deliver(
+        self, envelope: Deliver, payload: str, user_id: str, connections: list[Connection]
+    ) -> None:
+        event = envelope.frame.event
+        written = 0
+        for connection in connections:
+            if (
+                envelope.connection_id not in (None, connection.connection_id)
+                or envelope.skip_connection_id == connection.connection_id
+            ):
+                continue
+            if connection.held is not None:
+                # Released after the resume's replay (ws_edge/resume.py).
+                connection.hold(envelope.frame, payload)
+            elif not connection.repeats_replay(envelope.frame) and await connection.send(payload):
+                written += 1
+                metrics.delivered(event, envelope.at)
+        if envelope.request_id is not None:
+            # Caused by a REST request: the line that follows its message to the socket.
             log.info(
-                "closing user's connections",
+                "delivered",
+                frame=event,
                 user_id=user_id,
-                code=envelope.code,
-                connection_id=envelope.connection_id,
+                sockets=written,
+                message_id=getattr(envelope.frame, "message_id", None),
+                request_id=envelope.request_id,
             )
-            for connection in connections:
-                if envelope.connection_id in (None, connection.connection_id):
-                    # In the background: a peer that reads nothing must not stall deliveries.
-                    connection.close_soon(envelope.code, envelope.reason)
+
+    @staticmethod
+    def _disconnect(envelope: Disconnect, user_id: str, connections: list[Connection]) -> None:
+        log.info(
+            "closing user's connections",
+            user_id=user_id,
+            code=envelope.code,
+            connection_id=envelope.connection_id,
+        )
+        for connection in connections:
+            if envelope.connection_id in (None, connection.connection_id):
+                # In the background: a peer that reads nothing must not stall deliveries.
+                connection.close_soon(envelope.code, envelope.reason)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Collection, Database, Document
+from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 from chat_core.store.messages import Message, Messages
 
@@ -62,6 +63,7 @@ class Conversations:
         self._collection: Collection = db.conversations
         self.index = ConversationIndex(db)
         self._advances = KeyedLock()
+        self._hints = GroupCommit(self._collection)
         self._advanced: OrderedDict[str, int] = OrderedDict()
         self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
 
@@ -93,7 +95,7 @@ class Conversations:
         async with self._advances(cid):
             if self._advanced.get(cid, 0) >= message.seq:
                 return
-            await self._collection.update_one(
+            await self._hints.update(
                 {"_id": cid},
                 {
                     "$set": {

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from chat_core.clock import isoformat, to_milliseconds
 from chat_core.db import Collection, Database, Document
 from chat_core.events import MessageType, NewMessage
+from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 
 # Concurrent point lookups for one page: FerretDB pushes down a lone `_id` equality but
@@ -128,6 +129,8 @@ class Messages:
     def __init__(self, db: Database) -> None:
         self._timeline: Collection = db.timeline
         self._by_id: Collection = db.messages
+        self._timeline_inserts = GroupCommit(self._timeline)
+        self._by_id_inserts = GroupCommit(self._by_id)
         # Claims in one conversation go one at a time within a process (a seq is only tried
         # once the one below it is taken); other processes are kept apart by `_id` itself.
         self._claims = KeyedLock()
@@ -182,7 +185,7 @@ class Messages:
             while True:
                 claimed = replace(message, seq=seq, created_at=stamp)
                 try:
-                    await self._timeline.insert_one(claimed.timeline_document())
+                    await self._timeline_inserts.insert(claimed.timeline_document())
                     break
                 except DuplicateKeyError:
                     holder = await self.at(conversation_id, seq)
@@ -199,7 +202,7 @@ class Messages:
         writer stored the same message id first (at another position), that one and False,
         leaving a tombstone at this position. One insert (and a lookup on a race)."""
         try:
-            await self._by_id.insert_one(claimed.to_document())
+            await self._by_id_inserts.insert(claimed.to_document())
         except DuplicateKeyError:
             first = await self.get(claimed.message_id)
             if first is None or first.seq == claimed.seq:
