@@ -15,6 +15,7 @@ raised it, with the same uncertainty about whether the document was written.
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,79 +35,39 @@ class _Pending:
     )
 
 
-class GroupCommit:
-    """Inserts and `_id` updates to one collection, batched while a previous one is in flight.
+class _Batches:
+    """One kind of write: waits while a command is in flight, then goes as the next one."""
 
-    Updates report no match count (a batch's count is not per statement): use it for writes
-    whose caller needs only that the write happened, such as upserts and `$max`-style hints.
-    """
-
-    def __init__(self, collection: Collection, *, max_batch: int = 200) -> None:
-        self._collection = collection
+    def __init__(self, command: Callable[[list[Any]], Awaitable[Any]], max_batch: int) -> None:
+        self._command = command
         self._max_batch = max_batch
-        self._inserts: list[_Pending] = []
-        self._updates: list[_Pending] = []
-        self._insert_running = False
-        self._update_running = False
+        self._waiting: list[_Pending] = []
+        self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def insert(self, document: Document) -> None:
-        """Insert one document; raises `DuplicateKeyError` if a unique key already exists."""
-        pending = _Pending(document)
-        self._inserts.append(pending)
-        if not self._insert_running:
-            self._insert_running = True
-            self._spawn(self._run_inserts())
+    async def submit(self, operation: Any) -> None:
+        pending = _Pending(operation)
+        self._waiting.append(pending)
+        if not self._running:
+            self._running = True
+            task = asyncio.create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         await pending.done
 
-    async def update(self, filter: Document, update: Document, *, upsert: bool = False) -> None:
-        """Apply `update` to the document matching `filter` (an `_id` filter: FerretDB looks
-        other filters up by scanning)."""
-        pending = _Pending(UpdateOne(filter, update, upsert=upsert))
-        self._updates.append(pending)
-        if not self._update_running:
-            self._update_running = True
-            self._spawn(self._run_updates())
-        await pending.done
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_inserts(self) -> None:
+    async def _run(self) -> None:
         try:
-            while self._inserts:
-                batch, self._inserts = (
-                    self._inserts[: self._max_batch],
-                    self._inserts[self._max_batch :],
-                )
-                await self._write(batch, self._insert_many)
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write(batch)
         finally:
-            self._insert_running = False
+            self._running = False
 
-    async def _run_updates(self) -> None:
-        try:
-            while self._updates:
-                batch, self._updates = (
-                    self._updates[: self._max_batch],
-                    self._updates[self._max_batch :],
-                )
-                await self._write(batch, self._bulk_update)
-        finally:
-            self._update_running = False
-
-    async def _insert_many(self, batch: list[_Pending]) -> None:
-        await self._collection.insert_many([p.operation for p in batch], ordered=False)
-
-    async def _bulk_update(self, batch: list[_Pending]) -> None:
-        await self._collection.bulk_write([p.operation for p in batch], ordered=False)
-
-    @staticmethod
-    async def _write(batch: list[_Pending], command: Any) -> None:
+    async def _write(self, batch: list[_Pending]) -> None:
         failures: dict[int, Exception] = {}
         try:
-            await command(batch)
+            await self._command([p.operation for p in batch])
         except BulkWriteError as error:
             for detail in error.details.get("writeErrors", []):
                 kind = DuplicateKeyError if detail.get("code") == DUPLICATE_KEY else WriteError
@@ -116,7 +77,7 @@ class GroupCommit:
             if error.details.get("writeConcernErrors"):
                 for index in range(len(batch)):
                     failures.setdefault(index, error)
-        except Exception as error:
+        except Exception as error:  # every caller gets the whole command's failure
             failures = dict.fromkeys(range(len(batch)), error)
         for index, pending in enumerate(batch):
             if pending.done.done():
@@ -126,3 +87,28 @@ class GroupCommit:
                 pending.done.set_result(None)
             else:
                 pending.done.set_exception(failure)
+
+
+class GroupCommit:
+    """Inserts and `_id` updates to one collection, batched while a previous one is in flight.
+
+    Updates report no match count (a batch's count is not per statement): use it for writes
+    whose caller needs only that the write happened, such as upserts and `$max`-style hints.
+    """
+
+    def __init__(self, collection: Collection, *, max_batch: int = 200) -> None:
+        self._inserts = _Batches(
+            lambda documents: collection.insert_many(documents, ordered=False), max_batch
+        )
+        self._updates = _Batches(
+            lambda updates: collection.bulk_write(updates, ordered=False), max_batch
+        )
+
+    async def insert(self, document: Document) -> None:
+        """Insert one document; raises `DuplicateKeyError` if a unique key already exists."""
+        await self._inserts.submit(document)
+
+    async def update(self, filter: Document, update: Document, *, upsert: bool = False) -> None:
+        """Apply `update` to the document matching `filter` (an `_id` filter: FerretDB looks
+        other filters up by scanning)."""
+        await self._updates.submit(UpdateOne(filter, update, upsert=upsert))
