@@ -231,7 +231,9 @@ class ConnectionRegistry:
         return len(self._by_user)
 
     def of_user(self, user_id: str) -> list[Connection]:
-        return list(self._by_user.get(user_id, {}).values())
+        # Asked for every user a delivery names, most of a large group's held elsewhere.
+        connections = self._by_user.get(user_id)
+        return list(connections.values()) if connections else []
 
     def all(self) -> list[Connection]:
         return [c for connections in self._by_user.values() for c in connections.values()]
