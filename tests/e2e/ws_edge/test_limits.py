@@ -5,6 +5,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 
 import aio_pika
 import httpx
@@ -406,11 +407,14 @@ async def test_one_socket_too_many_closes_the_users_oldest_with_4029(
 ) -> None:
     edge_a, edge_b = device_edges
     user = new_user()
-    async with (
-        WsClient.for_user(edge_a.ws_url, user) as oldest,
-        WsClient.for_user(edge_b.ws_url, user) as laptop,
-    ):
-        await asyncio.gather(oldest.heartbeat(), laptop.heartbeat())
+    # Admission time is stamped by each edge after the handshake, so two sockets opened
+    # back to back on different edges may be admitted in either order: a heartbeat's ack
+    # (answered only once the socket is admitted) orders them.
+    async with AsyncExitStack() as sockets:
+        oldest = await sockets.enter_async_context(WsClient.for_user(edge_a.ws_url, user))
+        await oldest.heartbeat()
+        laptop = await sockets.enter_async_context(WsClient.for_user(edge_b.ws_url, user))
+        await laptop.heartbeat()
         async with WsClient.for_user(edge_a.ws_url, user) as phone:
             await phone.heartbeat()
             code, reason = await oldest.wait_closed(timeout=20)
