@@ -69,8 +69,10 @@ async def inbox(
         after = decode_cursor(cursor)
         mine = [c for c in mine if _sort_key(c) < after]
     page = mine[:limit]
-    confirmed = await asyncio.gather(*(conversations.confirmed(c, messages) for c in page))
-    positions = await read_states.of_user(user_id, [c.conversation_id for c in page])
+    confirmed, positions = await asyncio.gather(
+        conversations.all_confirmed(page, messages),
+        read_states.of_user(user_id, [c.conversation_id for c in page]),
+    )
     entries = [InboxEntry(c, positions.get(c.conversation_id)) for c in confirmed]
     next_cursor = encode_cursor(page[-1]) if len(mine) > limit else None
     return entries, next_cursor

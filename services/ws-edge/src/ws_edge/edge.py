@@ -10,10 +10,14 @@ from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
 from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
+from chat_core.contacts import ConversationIndex
+from chat_core.db import IdLookups
 from chat_core.events import EdgeAlive
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
 from chat_core.runtime import Runtime
+from chat_core.store.conversations import Conversations
+from chat_core.store.messages import Messages
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.flow import FramePolicy, OutboundLimits
@@ -35,6 +39,12 @@ class Edge:
     origins: OriginPolicy = field(init=False)
     addresses: ClientAddresses = field(init=False)
     admissions: KeyedLimiter = field(init=False)
+    # What resume and the presence snapshot read, made once: each learns on first use how
+    # the server filters (IdLookups) and keeps what it learnt.
+    messages: Messages = field(init=False)
+    conversations: Conversations = field(init=False)
+    contacts: ConversationIndex = field(init=False)
+    presences: IdLookups = field(init=False)
     # Sockets accepted and not yet finished, those still being admitted included.
     sockets: int = 0
 
@@ -46,6 +56,11 @@ class Edge:
         self.addresses = ClientAddresses(settings.trusted_proxies, settings.admission_exempt)
         per_address = settings.admissions_per_second_per_address
         self.admissions = KeyedLimiter(Rate(per_address, max(1.0, per_address)))
+        db = self.runtime.db
+        self.messages = Messages(db)
+        self.conversations = Conversations(db)
+        self.contacts = ConversationIndex(db)
+        self.presences = IdLookups(db.presence)
 
     @property
     def registry(self) -> ConnectionRegistry:

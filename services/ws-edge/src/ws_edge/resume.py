@@ -11,10 +11,8 @@ import asyncio
 import structlog
 
 from chat_core.clock import utcnow
-from chat_core.contacts import ConversationIndex
 from chat_core.events import ErrorFrame, ReplayDone, UserStatusChange
-from chat_core.store.conversations import Conversations
-from chat_core.store.messages import Messages, new_message_frame
+from chat_core.store.messages import new_message_frame
 from chat_core.store.sync import BadCursor, SyncCursor, resolve, sync
 from ws_edge.edge import Edge
 from ws_edge.registry import Connection
@@ -29,16 +27,13 @@ REPLAY_REPEATS_SECONDS = 60.0
 
 async def presence_snapshot(edge: Edge, connection: Connection) -> int:
     """One `user_status_change` per contact who is not offline (at most the configured cap):
-    one lookup for the contacts and one per contact, concurrent. Returns how many were sent."""
-    db = edge.runtime.db
-    contacts = sorted(await ConversationIndex(db).contacts_of(connection.user_id))
+    one lookup for the contacts, then theirs by `_id` (IdLookups). Returns how many were sent."""
+    contacts = sorted(await edge.contacts.contacts_of(connection.user_id))
     contacts = contacts[: edge.settings.snapshot_max_contacts]
-    docs = await asyncio.gather(
-        *(db.presence.find_one({"_id": c}, {"effective": 1}) for c in contacts)
-    )
+    docs = await edge.presences.many(contacts, {"effective": 1})
     sent = 0
-    for user_id, doc in zip(contacts, docs, strict=True):
-        status = (doc or {}).get("effective", "offline")
+    for user_id in contacts:
+        status = docs.get(user_id, {}).get("effective", "offline")
         if status != "offline":
             frame = UserStatusChange(user_id=user_id, status=status)
             await connection.send_paced(frame.to_text())
@@ -50,9 +45,8 @@ async def replay(edge: Edge, connection: Connection, since: str) -> dict[str, in
     """Send every message `/sync?since=` would return (up to the replay bound), then
     `replay_done`. Returns, per conversation, the highest seq sent: every message up to it
     has now reached the socket (replayed, or seen before the cursor)."""
-    db = edge.runtime.db
-    messages = Messages(db)
-    conversations = Conversations(db)
+    messages = edge.messages
+    conversations = edge.conversations
     sent: set[str] = set()
     upto: dict[str, int] = {}
     started = utcnow()

@@ -1,23 +1,23 @@
 """Conversations: who is in them (fixed at creation) and where their timeline ends.
 
 `conversations`, `_id` = conversation id. `lastSeq`, `lastMessage` and `lastActivityAt` are
-kept by each send so a chat list is one lookup per conversation. They are a hint that may
+kept by each send so a chat list is one batch of `_id` lookups. They are a hint that may
 lag (a send in flight, or one that died before this write): readers confirm `lastSeq` with
 one timeline lookup past it (Messages.last_seq).
 """
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chat_core.contacts import ConversationIndex
-from chat_core.db import Collection, Database, Document
+from chat_core.db import Collection, Database, Document, IdLookups
 from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 from chat_core.store.messages import Message, Messages
 
-_CONCURRENT_LOOKUPS = 32
 _REMEMBERED = 100_000
 
 
@@ -65,7 +65,7 @@ class Conversations:
         self._advances = KeyedLock()
         self._hints = GroupCommit(self._collection)
         self._advanced: OrderedDict[str, int] = OrderedDict()
-        self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
+        self._lookups = IdLookups(self._collection)
 
     async def insert(self, conversation: Conversation) -> None:
         """Raises DuplicateKeyError when the id exists (the one-to-one of a known pair)."""
@@ -73,15 +73,14 @@ class Conversations:
 
     async def get(self, conversation_id: str) -> Conversation | None:
         """One `_id` lookup."""
-        async with self._gate:
-            doc = await self._collection.find_one({"_id": conversation_id})
+        doc = await self._lookups.one(conversation_id)
         return Conversation.from_document(doc) if doc else None
 
     async def of_user(self, user_id: str) -> list[Conversation]:
-        """One lookup for the user's index, then one per conversation (concurrent)."""
+        """One lookup for the user's index, then its conversations by `_id` (IdLookups)."""
         ids = await self.index.conversations_of(user_id)
-        found = await asyncio.gather(*(self.get(conversation_id) for conversation_id in ids))
-        return [conversation for conversation in found if conversation is not None]
+        found = await self._lookups.many(ids)
+        return [Conversation.from_document(found[cid]) for cid in ids if cid in found]
 
     async def advance(self, message: Message) -> None:
         """Record `message` as the conversation's last unless a later one already is: one
@@ -113,13 +112,30 @@ class Conversations:
     async def confirmed(self, conversation: Conversation, messages: Messages) -> Conversation:
         """The conversation with `last_seq` and `last_message` confirmed against the timeline:
         one lookup when the hint is current, a few more when a send is in flight."""
-        last_seq = await messages.last_seq(conversation.conversation_id, conversation.last_seq)
-        if last_seq == conversation.last_seq:
-            return conversation
-        last = conversation.last_message
-        for seq in range(last_seq, conversation.last_seq, -1):
-            entry = await messages.at(conversation.conversation_id, seq)
-            if isinstance(entry, Message):
-                last = entry
-                break
-        return replace(conversation, last_seq=last_seq, last_message=last)
+        (confirmed,) = await self.all_confirmed([conversation], messages)
+        return confirmed
+
+    async def all_confirmed(
+        self, conversations: Sequence[Conversation], messages: Messages
+    ) -> list[Conversation]:
+        """`confirmed` for many: one batch of lookups for all of them when their hints are
+        current (a chat list page, a sync)."""
+        last_seqs = await messages.last_seqs({c.conversation_id: c.last_seq for c in conversations})
+        return list(
+            await asyncio.gather(
+                *(_caught_up(c, last_seqs[c.conversation_id], messages) for c in conversations)
+            )
+        )
+
+
+async def _caught_up(conversation: Conversation, last_seq: int, messages: Messages) -> Conversation:
+    """The conversation with the timeline's `last_seq`, and its last message if it moved."""
+    if last_seq == conversation.last_seq:
+        return conversation
+    last = conversation.last_message
+    for seq in range(last_seq, conversation.last_seq, -1):
+        entry = await messages.at(conversation.conversation_id, seq)
+        if isinstance(entry, Message):
+            last = entry
+            break
+    return replace(conversation, last_seq=last_seq, last_message=last)

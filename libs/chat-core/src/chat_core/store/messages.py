@@ -13,21 +13,18 @@ readers return as such, so a client that sees N+2 after N knows N+1 is not lost.
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.clock import isoformat, to_milliseconds
-from chat_core.db import Collection, Database, Document
+from chat_core.db import Collection, Database, Document, IdLookups
 from chat_core.events import MessageType, NewMessage
 from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 
-# Concurrent point lookups for one page: FerretDB pushes down a lone `_id` equality but
-# scans for `$in`, so a page is many small queries in flight at once.
-_CONCURRENT_LOOKUPS = 32
 _KNOWN_LAST_SEQS = 100_000
 
 
@@ -135,7 +132,7 @@ class Messages:
         # once the one below it is taken); other processes are kept apart by `_id` itself.
         self._claims = KeyedLock()
         self._last_seqs: OrderedDict[str, int] = OrderedDict()
-        self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
+        self._positions = IdLookups(self._timeline)
 
     async def get(self, message_id: str) -> Message | None:
         """One `_id` lookup."""
@@ -144,18 +141,15 @@ class Messages:
 
     async def at(self, conversation_id: str, seq: int) -> Entry | None:
         """One `_id` lookup."""
-        async with self._gate:
-            doc = await self._timeline.find_one({"_id": timeline_id(conversation_id, seq)})
+        doc = await self._positions.one(timeline_id(conversation_id, seq))
         return entry_from_document(doc) if doc else None
 
     async def span(self, conversation_id: str, first: int, last: int) -> list[Entry]:
-        """Positions first..last (inclusive), oldest first: one `_id` lookup each, concurrent."""
-        if last < first:
-            return []
-        found = await asyncio.gather(
-            *(self.at(conversation_id, seq) for seq in range(max(first, 1), last + 1))
-        )
-        return [entry for entry in found if entry is not None]
+        """Positions first..last (inclusive), oldest first: `_id` lookups, batched where the
+        server allows (IdLookups)."""
+        ids = [timeline_id(conversation_id, seq) for seq in range(max(first, 1), last + 1)]
+        found = await self._positions.many(ids)
+        return [entry_from_document(found[doc_id]) for doc_id in ids if doc_id in found]
 
     async def last_seq(self, conversation_id: str, hint: int) -> int:
         """The highest taken position, from a hint that may lag (a send still in flight, or
@@ -165,6 +159,18 @@ class Messages:
             seq += 1
         self._remember(conversation_id, seq)
         return seq
+
+    async def last_seqs(self, hints: Mapping[str, int]) -> dict[str, int]:
+        """`last_seq` of many conversations: one batch of lookups just past every hint
+        (usually all misses), then the usual walk for the few that moved on."""
+        start = {cid: max(hint, self._last_seqs.get(cid, 0)) for cid, hint in hints.items()}
+        past = await self._positions.many(timeline_id(cid, seq + 1) for cid, seq in start.items())
+        moved = [cid for cid, seq in start.items() if timeline_id(cid, seq + 1) in past]
+        walked = await asyncio.gather(*(self.last_seq(cid, start[cid] + 1) for cid in moved))
+        found = {**start, **dict(zip(moved, walked, strict=True))}
+        for cid in start.keys() - set(moved):
+            self._remember(cid, found[cid])
+        return found
 
     def known_last_seq(self, conversation_id: str) -> int | None:
         """The highest position this process has seen taken, if it has seen one."""

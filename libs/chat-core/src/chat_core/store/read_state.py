@@ -5,15 +5,12 @@ highest seq read (and that message's id). Reading message N means reading everyt
 N, and a position only moves forward. Unread = the conversation's last seq - the read seq.
 """
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from chat_core.db import Collection, Database, Document, DocumentWrites
+from chat_core.db import Collection, Database, Document, DocumentWrites, IdLookups
 from chat_core.keyed_lock import KeyedLock
-
-_CONCURRENT_LOOKUPS = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class ReadStates:
         # FerretDB updates are read-then-write: two receipts of one member racing in this
         # process could let the older one land last. Serialised per document.
         self._turns = KeyedLock()
-        self._gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)
+        self._lookups = IdLookups(db.read_state)
 
     async def advance(
         self, conversation_id: str, user_id: str, seq: int, message_id: str, now: datetime
@@ -90,22 +87,21 @@ class ReadStates:
 
     async def get(self, conversation_id: str, user_id: str) -> ReadPosition | None:
         """One `_id` lookup."""
-        async with self._gate:
-            doc = await self._collection.find_one({"_id": key(conversation_id, user_id)})
+        doc = await self._lookups.one(key(conversation_id, user_id))
         return _position(doc) if doc else None
 
     async def of_members(
         self, conversation_id: str, user_ids: Iterable[str]
     ) -> dict[str, ReadPosition]:
-        """One `_id` lookup per member, concurrent."""
-        users = list(user_ids)
-        found = await asyncio.gather(*(self.get(conversation_id, user) for user in users))
-        return {user: position for user, position in zip(users, found, strict=True) if position}
+        """Each member's position that exists: `_id` lookups (IdLookups)."""
+        keys = {key(conversation_id, user): user for user in user_ids}
+        found = await self._lookups.many(keys)
+        return {keys[doc_id]: _position(doc) for doc_id, doc in found.items()}
 
     async def of_user(
         self, user_id: str, conversation_ids: Iterable[str]
     ) -> dict[str, ReadPosition]:
-        """The user's position in each conversation that has one: one lookup each."""
-        ids = list(conversation_ids)
-        found = await asyncio.gather(*(self.get(cid, user_id) for cid in ids))
-        return {cid: position for cid, position in zip(ids, found, strict=True) if position}
+        """The user's position in each conversation that has one: `_id` lookups (IdLookups)."""
+        keys = {key(cid, user_id): cid for cid in conversation_ids}
+        found = await self._lookups.many(keys)
+        return {keys[doc_id]: _position(doc) for doc_id, doc in found.items()}

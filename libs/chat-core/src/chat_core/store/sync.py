@@ -113,7 +113,7 @@ async def sync(
     """Up to `limit` entries the holder of `cursor` may not have seen (without a cursor: the
     latest message of each conversation, most recent first)."""
     mine = await conversations.of_user(user_id)
-    confirmed = list(await asyncio.gather(*(conversations.confirmed(c, messages) for c in mine)))
+    confirmed = await conversations.all_confirmed(mine, messages)
     if cursor is None:
         return _latest(confirmed, limit, now)
     floor = cursor.at - margin
