@@ -124,6 +124,41 @@ async def test_spans_and_last_seq_read_by_position(db: Database) -> None:
     assert await messages.last_seq(new_id(), 0) == 0
 
 
+async def test_a_span_says_whether_the_timeline_goes_on_past_it(db: Database) -> None:
+    messages = Messages(db)
+    conversation_id, alice = new_id(), new_user()
+    sent = [(await messages.append(message(conversation_id, alice), 0))[0] for _ in range(5)]
+    assert await messages.span_and_beyond(conversation_id, 1, 4) == (sent[:4], True)
+    assert await messages.span_and_beyond(conversation_id, 3, 5) == (sent[2:], False)
+    assert await messages.span_and_beyond(conversation_id, -2, 0) == ([], True)
+    assert await messages.span_and_beyond(conversation_id, 6, 9) == ([], False)
+    assert await messages.span_and_beyond(new_id(), -19, 0) == ([], False)
+
+
+async def test_many_conversations_are_confirmed_in_one_go(db: Database) -> None:
+    alice, bob = new_user(), new_user()
+    conversations, messages = Conversations(db), Messages(db)
+    stale, current, empty = [
+        (await create_conversation(conversations, alice, (alice, bob), name, utcnow()))[0]
+        for name in ("stale", "current", "empty")
+    ]
+    for conversation in (stale, current):
+        stored, _ = await messages.append(message(conversation.conversation_id, bob), 0)
+        await conversations.advance(stored)
+    # Two sends another process has not recorded on the conversation yet.
+    other = Messages(db)
+    await other.append(message(stale.conversation_id, alice), 0)
+    newest, _ = await other.append(message(stale.conversation_id, alice), 0)
+    hints = [await conversations.get(c.conversation_id) for c in (stale, current, empty)]
+    assert all(hint is not None for hint in hints)
+
+    confirmed = await conversations.all_confirmed([h for h in hints if h], Messages(db))
+
+    assert [(c.name, c.last_seq) for c in confirmed] == [("stale", 3), ("current", 1), ("empty", 0)]
+    assert confirmed[0].last_message == newest
+    assert confirmed[2].last_message is None
+
+
 async def test_the_conversation_keeps_its_last_message_and_never_goes_back(db: Database) -> None:
     alice, bob = new_user(), new_user()
     conversations, messages = Conversations(db), Messages(db)

@@ -1,7 +1,7 @@
 """Reading a conversation: pages of history by seq, and one message with who has read it.
 
-Every page is one lookup to confirm where the timeline ends and one per entry, whatever the
-size of this or any other conversation.
+Every page is one batch of `_id` lookups (its positions and the one past them, which says
+whether the timeline goes on), whatever the size of this or any other conversation.
 """
 
 from dataclasses import dataclass
@@ -26,40 +26,55 @@ class Reader:
     messages: Messages
     read_states: ReadStates
 
-    async def _last_seq(self, user_id: str, conversation_id: str) -> int:
+    async def _member(self, user_id: str, conversation_id: str) -> None:
         if await self.members.includes(conversation_id, user_id) is None:
             raise NotFound("conversation")
+
+    async def _hint(self, conversation_id: str) -> int:
+        """Where the timeline ended when last seen: this process's memory, else the
+        conversation document's hint. Either may lag; callers look one position past it."""
         hint = self.messages.known_last_seq(conversation_id)
         if hint is None:
-            # Not seen in this process yet: the conversation document has the hint.
             conversation = await self.conversations.get(conversation_id)
             if conversation is None:
                 raise NotFound("conversation")
             hint = conversation.last_seq
-        return await self.messages.last_seq(conversation_id, hint)
+        return hint
 
     async def before(
         self, user_id: str, conversation_id: str, *, before: str | None, limit: int
     ) -> Page:
         """Up to `limit` entries older than message `before` (or the newest), newest first."""
-        top = await self._last_seq(user_id, conversation_id)
+        await self._member(user_id, conversation_id)
         if before is not None:
             cursor = await self.messages.get(before)
             if cursor is None or cursor.conversation_id != conversation_id:
                 raise NotFound("message")
             top = cursor.seq - 1
-        first = max(1, top - limit + 1)
-        entries = await self.messages.span(conversation_id, first, top)
-        return Page(entries[::-1], first > 1)
+            first = max(1, top - limit + 1)
+            entries = await self.messages.span(conversation_id, first, top)
+            return Page(entries[::-1], first > 1)
+        hint = await self._hint(conversation_id)
+        # Usually one batch: the page below the hint and the position past it (a miss).
+        entries, beyond = await self.messages.span_and_beyond(
+            conversation_id, hint - limit + 1, hint
+        )
+        top = hint
+        if beyond:  # sends landed since the hint
+            top = await self.messages.last_seq(conversation_id, hint + 1)
+            entries = await self.messages.span(conversation_id, top - limit + 1, top)
+        return Page(entries[::-1], top - limit + 1 > 1)
 
     async def after(
         self, user_id: str, conversation_id: str, *, after_seq: int, limit: int
     ) -> Page:
-        """Up to `limit` entries with seq > `after_seq`, oldest first."""
-        top = await self._last_seq(user_id, conversation_id)
-        last = min(top, after_seq + limit)
-        entries = await self.messages.span(conversation_id, after_seq + 1, last)
-        return Page(entries, last < top)
+        """Up to `limit` entries with seq > `after_seq`, oldest first: one batch, whose look
+        one position further says whether there is more."""
+        await self._member(user_id, conversation_id)
+        entries, beyond = await self.messages.span_and_beyond(
+            conversation_id, after_seq + 1, after_seq + limit
+        )
+        return Page(entries, beyond)
 
     async def with_readers(
         self, user_id: str, conversation_id: str, message_id: str

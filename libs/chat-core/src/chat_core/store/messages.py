@@ -151,6 +151,21 @@ class Messages:
         found = await self._positions.many(ids)
         return [entry_from_document(found[doc_id]) for doc_id in ids if doc_id in found]
 
+    async def span_and_beyond(
+        self, conversation_id: str, first: int, last: int
+    ) -> tuple[list[Entry], bool]:
+        """`span(first, last)` and whether position `last + 1` is taken, in one batch: taken
+        positions are always 1..N, so a page needs no separate look at where the timeline ends."""
+        ids = [timeline_id(conversation_id, seq) for seq in range(max(first, 1), last + 2)]
+        found = await self._positions.many(ids)
+        entries = [entry_from_document(found[doc_id]) for doc_id in ids[:-1] if doc_id in found]
+        beyond = ids[-1] in found
+        if beyond:
+            self._remember(conversation_id, last + 1)
+        elif entries:
+            self._remember(conversation_id, entries[-1].seq)
+        return entries, beyond
+
     async def last_seq(self, conversation_id: str, hint: int) -> int:
         """The highest taken position, from a hint that may lag (a send still in flight, or
         one that died before updating its conversation): one lookup past it, usually a miss."""
