@@ -49,6 +49,7 @@ FROM builder AS venv-no
 
 FROM builder AS venv-yes
 COPY libs/chat-launcher/ libs/chat-launcher/
+COPY libs/chat-client/ libs/chat-client/
 COPY bench/ bench/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \

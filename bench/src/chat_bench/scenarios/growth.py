@@ -12,25 +12,23 @@ a setup shortcut, as sending millions of messages through REST would take hours 
 Measurements never touch the database.
 """
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from urllib.parse import quote
-
-import httpx
-import orjson
-from websockets.asyncio.client import connect
 
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
 from chat_bench.stats import summarize, to_ms
 from chat_bench.users import fresh_user_ids
+from chat_client import CaughtUp, ChatClient, Disconnected, RestClient
 from chat_core.clock import to_milliseconds, utcnow
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
 from chat_core.db import connect as mongo_connect
+from chat_core.events import MessageReadReceipt, NewMessage
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversation
 from chat_core.store.messages import Message
@@ -115,101 +113,75 @@ async def _timed(repeats: int, call: Callable[[], Awaitable[object]]) -> float |
     return to_ms(summary.p50) if summary else None
 
 
+@dataclass(frozen=True)
 class _User:
-    def __init__(self, ctx: Context, http: httpx.AsyncClient, user_id: str, peer: str) -> None:
-        self.ctx = ctx
-        self.http = http
-        self.user_id = user_id
-        self.peer = peer
+    """The measured user (and the peer of its long conversation), through chat_client: the
+    project's own Python client, as an app built on it would call the API."""
 
-    def _auth(self, user_id: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {user_id or self.user_id}"}
+    edge_ws: str
+    user_id: str
+    rest: RestClient
+    peer: RestClient
 
-    async def get(self, path: str, **params: str | int) -> dict[str, object]:
-        response = await self.http.get(path, params=params, headers=self._auth())
-        response.raise_for_status()
-        body: dict[str, object] = orjson.loads(response.content)
-        return body
-
-    async def send(self, cid: str, sender: str | None = None) -> dict[str, object]:
-        response = await self.http.post(
-            f"/conversations/{cid}/messages",
-            content=orjson.dumps({"content": "measured", "messageType": "text"}),
-            headers={**self._auth(sender), "Content-Type": "application/json"},
-        )
-        response.raise_for_status()
-        body: dict[str, object] = orjson.loads(response.content)
-        return body
-
-    def ws_url(self, since: str | None = None) -> str:
-        url = f"{self.ctx.endpoints.edge_ws}/ws/{self.user_id}?token={quote(self.user_id)}"
-        return url + (f"&since={quote(since)}" if since else "")
+    def device(self, since: str | None = None) -> ChatClient:
+        return ChatClient(self.edge_ws, self.user_id, since=since, replay_timeout=60)
 
 
 async def _measure(
     user: _User, long: Conversation, repeats: int, gap: int
 ) -> dict[str, float | None]:
     cid = long.conversation_id
-    path = f"/conversations/{cid}/messages"
-    oldest = await user.get(path, afterSeq=20, limit=1)
-    near_start = oldest["items"][0]["messageId"]  # type: ignore[index]
+    rest = user.rest
+    oldest = await rest.history(cid, after_seq=20, limit=1)
+    near_start = oldest["items"][0]["messageId"]
     figures: dict[str, float | None] = {
-        "chat_list_ms": await _timed(repeats, lambda: user.get("/conversations", limit=50)),
-        "history_newest_ms": await _timed(repeats, lambda: user.get(path, limit=20)),
+        "chat_list_ms": await _timed(repeats, lambda: rest.conversations(limit=50)),
+        "history_newest_ms": await _timed(repeats, lambda: rest.history(cid, limit=20)),
         "history_oldest_ms": await _timed(
-            repeats, lambda: user.get(path, limit=20, before=near_start)
+            repeats, lambda: rest.history(cid, limit=20, before=near_start)
         ),
         "after_seq_page_ms": await _timed(
-            repeats, lambda: user.get(path, afterSeq=long.last_seq // 2, limit=20)
+            repeats, lambda: rest.history(cid, after_seq=long.last_seq // 2, limit=20)
         ),
-        "send_ms": await _timed(repeats, lambda: user.send(cid)),
+        "send_ms": await _timed(repeats, lambda: rest.send_message(cid, "measured")),
     }
-    seen = await user.send(cid, user.peer)
-    figures["sync_ms"] = await _timed(
-        repeats, lambda: user.get("/sync", since=str(seen["messageId"]))
-    )
-    figures["read_receipt_ms"] = await _receipt(user, cid, str(seen["messageId"]), repeats)
-    figures["resume_ms"] = await _resume(user, cid, str(seen["messageId"]), gap)
+    seen = str((await user.peer.send_message(cid, "seen"))["messageId"])
+    figures["sync_ms"] = await _timed(repeats, lambda: rest.sync(seen))
+    figures["read_receipt_ms"] = await _receipt(user, cid, seen, repeats)
+    figures["resume_ms"] = await _resume(user, cid, seen, gap)
     return figures
 
 
 async def _receipt(user: _User, cid: str, message_id: str, repeats: int) -> float | None:
     """From a phone's message_read to the laptop's copy of the receipt (one round trip
     through the edge, the broker, messaging's read-state write, and back)."""
-    async with (
-        connect(user.ws_url(), compression=None) as phone,
-        connect(user.ws_url(), compression=None) as laptop,
-    ):
-        for sock in (phone, laptop):
-            await sock.send('{"event":"heartbeat"}')
-            while orjson.loads(await sock.recv()).get("event") != "heartbeat_ack":
-                pass
-        frame = orjson.dumps(
-            {"event": "message_read", "conversationId": cid, "messageId": message_id}
-        ).decode()
+    async with user.device() as phone, user.device() as laptop:
+        await asyncio.gather(phone.round_trip(30), laptop.round_trip(30))
 
         async def once() -> None:
-            await phone.send(frame)
-            while orjson.loads(await laptop.recv()).get("event") != "message_read":
-                pass
+            await phone.mark_read(cid, message_id)
+            await laptop.wait_for(lambda event: isinstance(event, MessageReadReceipt), 30)
 
         return await _timed(repeats, once)
 
 
 async def _resume(user: _User, cid: str, seen: str, gap: int) -> float | None:
-    """A socket resuming after `gap` missed messages: connect to `replay_done`."""
+    """A device resuming after `gap` missed messages: connect to caught up."""
     for _ in range(gap):
-        await user.send(cid, user.peer)
+        await user.peer.send_message(cid, "missed")
     started = time.perf_counter()
-    async with connect(user.ws_url(since=seen), compression=None, max_size=None) as sock:
-        replayed = 0
-        while True:
-            event = orjson.loads(await sock.recv())
-            if event.get("event") == "new_message":
+    replayed = 0
+    async with user.device(since=seen) as device:
+        async for event in device.events():
+            if isinstance(event, NewMessage):
                 replayed += 1
-            elif event.get("event") == "replay_done":
+            elif isinstance(event, CaughtUp):
+                if event.via != "replay":
+                    raise RuntimeError(f"resume caught up by {event.via}, not by the replay")
                 break
-    elapsed = time.perf_counter() - started
+            elif isinstance(event, Disconnected):
+                raise RuntimeError(f"resume: the socket closed ({event.code} {event.reason})")
+        elapsed = time.perf_counter() - started
     if replayed < gap:
         raise RuntimeError(f"resume replayed {replayed} of {gap} missed messages")
     return to_ms(elapsed)
@@ -228,10 +200,11 @@ async def run(ctx: Context, options: GrowthOptions) -> ScenarioResult:
         for _ in range(options.conversations):
             await _seed_conversation(db, (user_id, random_user(ctx.rng)), 5)
         long = await _seed_conversation(db, (user_id, peer), options.long_messages, "long")
-        async with httpx.AsyncClient(
-            base_url=ctx.endpoints.messaging, trust_env=False, timeout=60
-        ) as http:
-            user = _User(ctx, http, user_id, peer)
+        async with (
+            RestClient(ctx.endpoints.messaging, user_id, timeout=60) as rest,
+            RestClient(ctx.endpoints.messaging, peer, timeout=60) as peer_rest,
+        ):
+            user = _User(ctx.endpoints.edge_ws, user_id, rest, peer_rest)
             before = await _measure(user, long, options.repeats, options.resume_gap)
             ctx.progress.say(f"at 0: {before}")
             started = time.monotonic()
