@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from chat_core.broker import MESSAGING, TYPING, Broker, recipients, user_key
+from chat_core.broker import (
+    MESSAGING,
+    TYPING,
+    Broker,
+    Topology,
+    delete_topology,
+    recipients,
+    user_key,
+)
 from chat_core.clock import utcnow
 from chat_core.db import Database
 from chat_core.events import (
@@ -32,9 +40,11 @@ from messaging.faults import Faults
 from messaging.members import Members
 from messaging.outbox import Outbox
 from messaging.relay import relay_pending
+from messaging.sender_reads import SenderReads
 from messaging.sending import Draft, SendInProgress, Store, send_message
 from messaging.throttle import Throttle
 from messaging.worker import Worker
+from tests.support.stack import run_names
 from tests.support.users import new_user
 
 
@@ -105,7 +115,7 @@ class World:
             members=self.members,
             conversations=self.conversations,
             messages=self.messages,
-            read_states=self.read_states,
+            sender_reads=SenderReads.for_broker(self.read_states, self.broker),
             outbox=self.outbox,
             client_ids=ClientIds(self.db),
         )
@@ -442,3 +452,62 @@ async def test_the_worker_consumes_both_queues(world: World, worker: Worker) -> 
         consumers = queue.declaration_result.consumer_count
         assert consumers is not None
         assert consumers >= 1
+
+
+# --- read positions have one writer ----------------------------------------------------
+
+
+async def test_a_senders_read_position_moves_here_without_partitions(world: World) -> None:
+    alice, bob = new_user(), new_user()
+    conversation = await world.conversation(alice, bob)
+    sent, _ = await world.send(Draft(conversation.conversation_id, alice, "mine", "text"))
+    position = await world.read_states.get(conversation.conversation_id, alice)
+    assert position is not None
+    assert (position.read_seq, position.last_read_message_id) == (sent.seq, sent.message_id)
+
+
+async def test_with_partitions_the_senders_read_position_is_moved_by_its_owner(
+    db: Database, amqp_url: str
+) -> None:
+    # Several messaging instances: the one consuming the sender's partition applies their
+    # message_read events, so it is the one that moves their position for a send too.
+    _, prefix = run_names()
+    partitioned = Broker(amqp_url, Topology(prefix, partitions=4), "test")
+    await partitioned.start()
+    try:
+        conversations = Conversations(db)
+        world = World(
+            db=db,
+            broker=partitioned,
+            conversations=conversations,
+            messages=Messages(db),
+            outbox=Outbox(db),
+            read_states=ReadStates(db),
+            members=Members(conversations.get, 100),
+            deliveries=Deliveries(),
+        )
+        alice, bob = new_user(), new_user()
+        conversation = await world.conversation(alice, bob)
+        cid = conversation.conversation_id
+        sent, _ = await world.send(Draft(cid, alice, "mine", "text"))
+        # Nobody consumes the partitions yet: the request itself wrote nothing.
+        assert await world.read_states.get(cid, alice) is None
+        owner = Worker(
+            deliverer=partitioned,
+            members=world.members,
+            messages=world.messages,
+            read_states=world.read_states,
+            throttle=Throttle(60.0),
+        )
+        await owner.start(partitioned, prefetch=8)
+        position = None
+        for _ in range(200):  # up to 10 s: the owner consumes the event asynchronously
+            if (position := await world.read_states.get(cid, alice)) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert position is not None
+        assert (position.read_seq, position.last_read_message_id) == (sent.seq, sent.message_id)
+        assert await world.read_states.get(cid, bob) is None
+    finally:
+        await delete_topology(await partitioned.connection.channel(), partitioned.topology)
+        await partitioned.close()

@@ -49,7 +49,7 @@ def test_direct_events_are_accepted_but_never_bound() -> None:
 
 def test_bindings_are_the_routing_kinds_of_each_queues_events() -> None:
     assert QUEUE_BINDINGS["typing"] == ("client.typing",)
-    assert QUEUE_BINDINGS["messaging"] == ("client.message_read",)
+    assert QUEUE_BINDINGS["messaging"] == ("client.message_read", "read.sent")
     assert QUEUE_BINDINGS["presence-edges"] == ("edge.alive",)
     assert set(QUEUE_BINDINGS["presence"]) == {
         "conn.opened",

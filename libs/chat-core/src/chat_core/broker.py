@@ -55,6 +55,7 @@ from chat_core.events import (
     ConversationCreated,
     EdgeAlive,
     Frame,
+    SenderRead,
     SweepTick,
     routing_kind,
 )
@@ -87,7 +88,7 @@ QUEUE_EVENTS: dict[str, tuple[type[Frame], ...]] = {
     # Edge announcements have their own queue so a backlog of connection events cannot
     # delay them and make presence think a live edge died.
     EDGES: (EdgeAlive,),
-    MESSAGING: (ClientMessageRead,),
+    MESSAGING: (ClientMessageRead, SenderRead),
     # Typing is ephemeral: its own queue, short TTL, no dead-lettering.
     TYPING: (ClientTyping,),
 }

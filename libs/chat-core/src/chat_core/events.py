@@ -240,8 +240,31 @@ class SweepTick(Frame):
     partition: int
 
 
+class SenderRead(Frame):
+    """A sender has read its conversation up to its own new message.
+
+    Published by whichever messaging instance stored the message, onto the sender's
+    partition, so the instance that owns the sender's read positions (the one applying their
+    `message_read`s) writes it: one writer per position, also where conditional writes are
+    not atomic (FerretDB). No receipt is relayed for it.
+    """
+
+    event: Literal["read.sent"] = "read.sent"
+    user_id: str
+    conversation_id: str
+    seq: int
+    message_id: str
+    at: datetime
+
+
 InboundEvent: TypeAlias = Annotated[
-    ClientEvent | ConnectionOpened | ConnectionClosed | EdgeAlive | ConversationCreated | SweepTick,
+    ClientEvent
+    | ConnectionOpened
+    | ConnectionClosed
+    | EdgeAlive
+    | ConversationCreated
+    | SweepTick
+    | SenderRead,
     Field(discriminator="event"),
 ]
 inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)

@@ -2,9 +2,10 @@
 
 Order matters for crash safety. The client id is claimed, then the outbox entry written,
 then the message takes its seq (timeline), then its by-id copy, the conversation's last
-message and the sender's read position are written, then it is published and the outbox
-entry goes. A crash anywhere leaves either nothing or an outbox entry the relay finishes
-(relay.py), and a position once taken always holds the message or a tombstone.
+message and the sender's read position are written (the position by its one writer,
+sender_reads.py), then it is published and the outbox entry goes. A crash anywhere leaves
+either nothing or an outbox entry the relay finishes (relay.py), and a position once taken
+always holds the message or a tombstone.
 """
 
 import asyncio
@@ -19,7 +20,6 @@ from chat_core.events import MessageType
 from chat_core.ids import new_id
 from chat_core.store.conversations import Conversations
 from chat_core.store.messages import Message, Messages, new_message_frame
-from chat_core.store.read_state import ReadStates
 from chat_core.store.sync import CLAIM_DEADLINE
 from messaging import client_ids
 from messaging.client_ids import ClientIds
@@ -28,6 +28,7 @@ from messaging.errors import NotFound
 from messaging.faults import Faults
 from messaging.members import Members
 from messaging.outbox import Outbox
+from messaging.sender_reads import SenderReads
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class Store:
     members: Members
     conversations: Conversations
     messages: Messages
-    read_states: ReadStates
+    sender_reads: SenderReads
     outbox: Outbox
     client_ids: ClientIds
 
@@ -73,12 +74,10 @@ async def announce(deliverer: Deliverer, message: Message, participants: tuple[s
 
 async def record_stored(store: Store, message: Message, now: datetime) -> None:
     """The conversation's last message and the sender's read position (sending a message
-    means having read the conversation up to it): two `_id` writes, concurrent."""
+    means having read the conversation up to it), concurrently: an `_id` write, and the
+    position's move by its one writer (SenderReads)."""
     await asyncio.gather(
-        store.conversations.advance(message),
-        store.read_states.advance(
-            message.conversation_id, message.sender_id, message.seq, message.message_id, now
-        ),
+        store.conversations.advance(message), store.sender_reads.advance(message, now)
     )
 
 

@@ -20,6 +20,7 @@ from messaging.history import Reader
 from messaging.members import Members
 from messaging.outbox import Outbox
 from messaging.overload import Admission
+from messaging.sender_reads import SenderReads
 from messaging.sending import Store
 from messaging.throttle import Throttle
 from messaging.worker import Worker
@@ -47,7 +48,7 @@ class Messaging:
             members=self.members,
             conversations=self.conversations,
             messages=self.messages,
-            read_states=self.read_states,
+            sender_reads=SenderReads.for_broker(self.read_states, self.runtime.broker),
             outbox=self.outbox,
             client_ids=ClientIds(self.runtime.db),
         )

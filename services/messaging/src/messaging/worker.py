@@ -1,4 +1,5 @@
-"""The broker consumers: client typing and message_read events from the edges.
+"""The broker consumers: client typing and message_read events from the edges, and the
+read-position moves of senders (SenderRead).
 
 Handlers stay thin: decode (done by the acking consumer), domain function, publish. The
 consumer acks after the handler returns, so after any database write; a handler that raises
@@ -17,10 +18,12 @@ from chat_core.events import (
     ClientMessageRead,
     ClientTyping,
     InboundEvent,
+    SenderRead,
     inbound_event_adapter,
 )
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadStates
+from messaging import sender_reads
 from messaging.delivery import Deliverer, publish
 from messaging.members import Members
 from messaging.receipts import on_message_read
@@ -52,9 +55,7 @@ class Worker:
 
     async def start(self, broker: Broker, prefetch: int) -> None:
         await broker.consume(TYPING, inbound_event_adapter, self.handle_typing, prefetch=prefetch)
-        await broker.consume(
-            MESSAGING, inbound_event_adapter, self.handle_message_read, prefetch=prefetch
-        )
+        await broker.consume(MESSAGING, inbound_event_adapter, self.handle_read, prefetch=prefetch)
 
     async def handle_typing(self, envelope: InboundEvent) -> None:
         event, frame = _client_frame(envelope, ClientTyping)
@@ -67,7 +68,19 @@ class Worker:
         )
         await publish(self.deliverer, deliveries)
 
-    async def handle_message_read(self, envelope: InboundEvent) -> None:
+    async def handle_read(self, envelope: InboundEvent) -> None:
+        """The read positions of the users whose events this queue (or partition) carries:
+        their `message_read`s, and the moves their own sends make (SenderRead)."""
+        if isinstance(envelope, SenderRead):
+            await sender_reads.apply(
+                self.read_states,
+                envelope.user_id,
+                envelope.conversation_id,
+                envelope.seq,
+                envelope.message_id,
+                envelope.at,
+            )
+            return
         event, frame = _client_frame(envelope, ClientMessageRead)
         deliveries = await on_message_read(
             event.user_id,
