@@ -5,6 +5,8 @@ id, read positions by seq). An empty database is stamped current at start; one w
 version 1 (no stamp, but conversations) must be migrated first: `chat-admin migrate`.
 """
 
+from pymongo.errors import DuplicateKeyError
+
 from chat_core.clock import utcnow
 from chat_core.db import Database
 
@@ -28,9 +30,13 @@ async def stored_version(db: Database) -> int | None:
 
 
 async def stamp(db: Database, version: int = CURRENT_VERSION) -> None:
-    await db.meta.update_one(
-        {"_id": _SCHEMA}, {"$set": {"version": version, "stampedAt": utcnow()}}, upsert=True
-    )
+    update = {"$set": {"version": version, "stampedAt": utcnow()}}
+    try:
+        await db.meta.update_one({"_id": _SCHEMA}, update, upsert=True)
+    except DuplicateKeyError:
+        # Services starting together on an empty database race to create the stamp (on
+        # FerretDB an upsert is a read, then an insert); it exists now.
+        await db.meta.update_one({"_id": _SCHEMA}, update)
 
 
 async def ensure_current(db: Database) -> None:
