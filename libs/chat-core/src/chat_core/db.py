@@ -4,7 +4,7 @@ Only the subset MongoDB and FerretDB share is used: see docs/mongodb-compatibili
 """
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -100,6 +100,34 @@ async def pushes_down_id_in(collection: Collection) -> bool:
     return await _pushed_down(collection, {"_id": {"$in": ["probe-a", "probe-b"]}})
 
 
+class ServerTrait:
+    """A yes/no about the server, asked on first use (once, for all callers) and remembered.
+
+    A failed ask answers `fallback`, the choice that is correct on any server, and is asked
+    again next time.
+    """
+
+    def __init__(
+        self, ask: Callable[[], Awaitable[bool]], *, known: bool | None, fallback: bool
+    ) -> None:
+        self._ask = ask
+        self._value = known
+        self._fallback = fallback
+        self._asking = asyncio.Lock()
+
+    async def __call__(self) -> bool:
+        if self._value is not None:
+            return self._value
+        async with self._asking:
+            if self._value is None:
+                try:
+                    self._value = await self._ask()
+                except PyMongoError:
+                    log.warning("could not ask the server how it filters", fallback=self._fallback)
+                    return self._fallback
+            return self._value
+
+
 class IdLookups:
     """Many documents of one collection by `_id`, in as few commands as the server allows.
 
@@ -120,21 +148,10 @@ class IdLookups:
         self._collection = collection
         self._batch = batch
         self._gate = asyncio.Semaphore(concurrency)
-        # None: ask the server (pushes_down_id_in) on first use, once for all callers.
-        self._batched = in_pushed_down
-        self._asking = asyncio.Lock()
-
-    async def _uses_in(self) -> bool:
-        if self._batched is not None:
-            return self._batched
-        async with self._asking:
-            if self._batched is None:
-                try:
-                    self._batched = await pushes_down_id_in(self._collection)
-                except PyMongoError:
-                    log.warning("could not ask the server how it filters; one lookup per id")
-                    return False  # always cheap, and asked again next time
-            return self._batched
+        # None: ask the server. Unknown, one lookup per id: cheap on every server.
+        self._uses_in = ServerTrait(
+            lambda: pushes_down_id_in(collection), known=in_pushed_down, fallback=False
+        )
 
     async def one(self, doc_id: str, projection: Document | None = None) -> Document | None:
         async with self._gate:
@@ -176,21 +193,10 @@ class DocumentWrites:
 
     def __init__(self, collection: Collection, *, read_first: bool | None = None) -> None:
         self._collection = collection
-        # None: ask the server (scans_conditions) on first use, once for all callers.
-        self._read_first = read_first
-        self._asking = asyncio.Lock()
-
-    async def _reads_first(self) -> bool:
-        if self._read_first is not None:
-            return self._read_first
-        async with self._asking:
-            if self._read_first is None:
-                try:
-                    self._read_first = await scans_conditions(self._collection)
-                except PyMongoError:
-                    log.warning("could not ask the server how it filters; reading first")
-                    return True  # always correct, and asked again next time
-            return self._read_first
+        # None: ask the server. Unknown, read first: correct on every server.
+        self._reads_first = ServerTrait(
+            lambda: scans_conditions(collection), known=read_first, fallback=True
+        )
 
     async def replace_if(
         self,
