@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run_stack  # a sibling script, not a package
 from rabbit_cluster import RabbitCluster
-from run_stack import HOST, REPO_ROOT, Child, emit, is_ready, port_in_use, say
+from run_stack import HOST, REPO_ROOT, Child, StopSignals, emit, is_ready, port_in_use, say
 
 # (service, port behind HAProxy, instance ports)
 SERVICES: tuple[tuple[str, int, tuple[int, ...]], ...] = (
@@ -127,13 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(f"run_cluster: port already in use: {', '.join(busy)}", sys.stderr)
         return 1
 
-    signals: list[int] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        signals.append(signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    signals = StopSignals.install()
 
     cluster = RabbitCluster(stack_data / "rabbit-cluster")
     say("starting RabbitMQ rabbit-1..3@localhost (AMQP 5681-5683)")
@@ -157,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     children = build_children(args.bin_dir, haproxy_cfg)
     code = 0
 
-    def hurry() -> bool:
-        return len(signals) > 1
+    hurry = signals.hurry
 
     try:
         run_stack.start(children, env)
@@ -190,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
             time.sleep(0.5)
         if signals:
-            say(f"received {signal.Signals(signals[0]).name}")
+            say(f"received {signals.first}")
     finally:
         run_stack.stop_all(children, args.grace, hurry)
         say("stopping RabbitMQ nodes")

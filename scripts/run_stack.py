@@ -137,6 +137,45 @@ def start(children: Sequence[Child], env: dict[str, str]) -> None:
         child.pump.start()
 
 
+# A terminal's Ctrl-C reaches a stack runner twice at once: directly (it is in the foreground
+# process group) and forwarded by the `uv run` wrapper that started it. Only a signal this
+# long after the first is a second press, meaning "do not wait for the grace period".
+AGAIN_AFTER_SECONDS = 0.5
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP, recorded with when they came."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[int, float]] = []
+
+    @classmethod
+    def install(cls) -> StopSignals:
+        signals = cls()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signals.record)
+        return signals
+
+    def record(self, signum: int, _frame: FrameType | None = None) -> None:
+        # Only record it: the handler runs between bytecodes of the main thread, and taking a
+        # lock the main thread may hold (threading.Event.set inside Event.wait) deadlocks.
+        self.received.append((signum, time.monotonic()))
+
+    def __bool__(self) -> bool:
+        return bool(self.received)
+
+    @property
+    def first(self) -> str:
+        return signal.Signals(self.received[0][0]).name
+
+    def hurry(self) -> bool:
+        """A second signal, not the same one delivered twice."""
+        if not self.received:
+            return False
+        first_at = self.received[0][1]
+        return any(at - first_at >= AGAIN_AFTER_SECONDS for _signum, at in self.received[1:])
+
+
 def stop_all(children: Sequence[Child], grace: float, hurry: Callable[[], bool]) -> None:
     alive = [c for c in children if c.running]
     if alive:
@@ -204,18 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"MONGO_URL={redact(env.get('MONGO_URL', '(default)'))} STACK_DATA={env['STACK_DATA']}"
     )
 
-    signals: list[int] = []
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        # Only record it: the handler runs between bytecodes of the main thread, and taking a
-        # lock the main thread may hold (threading.Event.set inside Event.wait) deadlocks.
-        signals.append(signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
-
-    def hurry() -> bool:
-        return len(signals) > 1  # a second Ctrl-C: do not wait for the grace period
+    signals = StopSignals.install()
+    hurry = signals.hurry
 
     start(children, env)
     deadline = time.monotonic() + args.ready_timeout
@@ -249,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
         time.sleep(0.5 if announced else 0.25)
 
-    say(f"received {signal.Signals(signals[0]).name}")
+    say(f"received {signals.first}")
     stop_all(children, args.grace, hurry)
     say("stopped")
     return 0
