@@ -275,12 +275,18 @@ async def ours_idle(
 
 
 @contextlib.asynccontextmanager
-async def our_stack(args: argparse.Namespace, progress: Progress) -> AsyncIterator[Endpoints]:
+async def our_stack(
+    args: argparse.Namespace, side: Side, phase: str, progress: Progress
+) -> AsyncIterator[tuple[Endpoints, CpuMeter]]:
     """A fresh stack, as every scenario gets: no phase inherits another's backlog (5,000
-    sockets closing leave the edge and presence minutes of unbinding and expiring)."""
+    sockets closing leave the edge and presence minutes of unbinding and expiring). Its
+    processes are recorded for the phase and metered, as centrifugo_server's are."""
     stack = OwnedStack(args.amqp_url, args.mongo_url, dict(RAISED_LIMITS), progress)
     try:
-        yield await stack.start(args.ready_timeout)
+        endpoints = await stack.start(args.ready_timeout)
+        meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+        side.processes[phase] = dict(meter.pids)
+        yield endpoints, meter
     finally:
         await stack.stop()
 
@@ -344,12 +350,10 @@ async def ours_idle_phase(
     rng: random.Random,
     progress: Progress,
 ) -> None:
-    async with our_stack(args, progress) as endpoints:
+    async with our_stack(args, side, "idle", progress) as (endpoints, meter):
         edge_pid = pid_listening_on(port_of(endpoints.edge, 80))
         if edge_pid is None:
             raise StackError("cannot find the ws-edge process by its port")
-        meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
-        side.processes["idle"] = dict(meter.pids)
         progress.say(f"ours: {options.sockets} idle sockets")
         await ours_idle(side, endpoints.edge_ws, edge_pid, meter, options, rng, progress)
 
@@ -361,9 +365,7 @@ async def ours_send_phase(
     rng: random.Random,
     progress: Progress,
 ) -> None:
-    async with our_stack(args, progress) as endpoints:
-        meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
-        side.processes["send"] = dict(meter.pids)
+    async with our_stack(args, side, "send", progress) as (endpoints, meter):
         progress.say(f"ours: REST send -> socket at {options.rate:g}/s (the e2e scenario)")
         ctx = Context(
             endpoints,
