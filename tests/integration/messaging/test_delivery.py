@@ -136,6 +136,10 @@ class World:
 
 @pytest.fixture
 async def world(db: Database, broker: Broker) -> World:
+    return make_world(db, broker)
+
+
+def make_world(db: Database, broker: Broker) -> World:
     conversations = Conversations(db)
     return World(
         db=db,
@@ -475,17 +479,7 @@ async def test_with_partitions_the_senders_read_position_is_moved_by_its_owner(
     partitioned = Broker(amqp_url, Topology(prefix, partitions=4), "test")
     await partitioned.start()
     try:
-        conversations = Conversations(db)
-        world = World(
-            db=db,
-            broker=partitioned,
-            conversations=conversations,
-            messages=Messages(db),
-            outbox=Outbox(db),
-            read_states=ReadStates(db),
-            members=Members(conversations.get, 100),
-            deliveries=Deliveries(),
-        )
+        world = make_world(db, partitioned)
         alice, bob = new_user(), new_user()
         conversation = await world.conversation(alice, bob)
         cid = conversation.conversation_id
