@@ -30,13 +30,8 @@ class SenderReads:
 
     async def advance(self, message: Message, now: datetime) -> None:
         if self.owner is None:
-            await apply(
-                self.read_states,
-                message.sender_id,
-                message.conversation_id,
-                message.seq,
-                message.message_id,
-                now,
+            await self.read_states.advance(
+                message.conversation_id, message.sender_id, message.seq, message.message_id, now
             )
             return
         event = SenderRead(
@@ -47,16 +42,3 @@ class SenderReads:
             at=now,
         )
         await self.owner.publish_event(event, event.event)
-
-
-async def apply(
-    read_states: ReadStates,
-    user_id: str,
-    conversation_id: str,
-    seq: int,
-    message_id: str,
-    now: datetime,
-) -> None:
-    """The write itself: forward only, no receipt relayed (the sender's devices already
-    have the message they sent)."""
-    await read_states.advance(conversation_id, user_id, seq, message_id, now)

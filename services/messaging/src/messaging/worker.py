@@ -23,7 +23,6 @@ from chat_core.events import (
 )
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadStates
-from messaging import sender_reads
 from messaging.delivery import Deliverer, publish
 from messaging.members import Members
 from messaging.receipts import on_message_read
@@ -72,10 +71,10 @@ class Worker:
         """The read positions of the users whose events this queue (or partition) carries:
         their `message_read`s, and the moves their own sends make (SenderRead)."""
         if isinstance(envelope, SenderRead):
-            await sender_reads.apply(
-                self.read_states,
-                envelope.user_id,
+            # Forward only, and no receipt relayed: the sender's devices have their message.
+            await self.read_states.advance(
                 envelope.conversation_id,
+                envelope.user_id,
                 envelope.seq,
                 envelope.message_id,
                 envelope.at,
