@@ -9,9 +9,7 @@ SQLite; the per-membership documents it replaces were found by scanning.
 import asyncio
 from collections.abc import Iterable
 
-from pymongo.errors import DuplicateKeyError
-
-from chat_core.db import Database
+from chat_core.db import Database, upsert_by_id
 from chat_core.keyed_lock import KeyedLock
 
 
@@ -35,11 +33,7 @@ class ConversationIndex:
     ) -> None:
         update = {"$set": {f"conversations.{conversation_id}": participants}}
         async with self._locks(user_id):
-            try:
-                await self._docs.update_one({"_id": user_id}, update, upsert=True)
-            except DuplicateKeyError:
-                # Another writer created the document a moment ago; it exists now.
-                await self._docs.update_one({"_id": user_id}, update)
+            await upsert_by_id(self._docs, user_id, update)
 
     async def conversations_of(self, user_id: str) -> dict[str, list[str]]:
         doc = await self._docs.find_one({"_id": user_id})

@@ -57,6 +57,15 @@ async def ensure_indexes(db: Database) -> None:
                 await db[collection].create_indexes([model])
 
 
+async def upsert_by_id(collection: Collection, doc_id: str, update: Document) -> None:
+    """`update` the document, creating it if missing. Writers racing to create it (FerretDB's
+    upsert is a read, then an insert) lose with a duplicate key: it exists now, so update it."""
+    try:
+        await collection.update_one({"_id": doc_id}, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one({"_id": doc_id}, update)
+
+
 async def is_ferretdb(db: Database) -> bool:
     """FerretDB answers buildInfo as MongoDB 7 does, plus its own `ferretdbVersion`."""
     info = await db.command("buildInfo")

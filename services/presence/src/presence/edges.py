@@ -2,9 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from pymongo.errors import DuplicateKeyError
-
-from chat_core.db import Database, Document
+from chat_core.db import Database, Document, upsert_by_id
 from presence.state import EdgeSeen
 
 
@@ -26,11 +24,8 @@ class EdgeRepository:
             latest["emptyAt"] = at
         # `$max`: announcements consumed out of order never move the times backwards.
         update = {"$max": latest, "$set": {"connections": connections}}
-        try:
-            await self._docs.update_one({"_id": edge_id}, update, upsert=True)
-        except DuplicateKeyError:
-            # Two first announcements raced to insert; the document exists now.
-            await self._docs.update_one({"_id": edge_id}, update)
+        # Two first announcements may race to create it (upsert_by_id).
+        await upsert_by_id(self._docs, edge_id, update)
 
     async def get(self, edge_id: str) -> EdgeSeen | None:
         doc = await self._docs.find_one({"_id": edge_id})

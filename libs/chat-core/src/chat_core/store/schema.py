@@ -5,10 +5,8 @@ id, read positions by seq). An empty database is stamped current at start; one w
 version 1 (no stamp, but conversations) must be migrated first: `chat-admin migrate`.
 """
 
-from pymongo.errors import DuplicateKeyError
-
 from chat_core.clock import utcnow
-from chat_core.db import Database
+from chat_core.db import Database, upsert_by_id
 
 CURRENT_VERSION = 2
 _SCHEMA = "schema"
@@ -30,13 +28,8 @@ async def stored_version(db: Database) -> int | None:
 
 
 async def stamp(db: Database, version: int = CURRENT_VERSION) -> None:
-    update = {"$set": {"version": version, "stampedAt": utcnow()}}
-    try:
-        await db.meta.update_one({"_id": _SCHEMA}, update, upsert=True)
-    except DuplicateKeyError:
-        # Services starting together on an empty database race to create the stamp (on
-        # FerretDB an upsert is a read, then an insert); it exists now.
-        await db.meta.update_one({"_id": _SCHEMA}, update)
+    # Services starting together on an empty database race to create it.
+    await upsert_by_id(db.meta, _SCHEMA, {"$set": {"version": version, "stampedAt": utcnow()}})
 
 
 async def ensure_current(db: Database) -> None:
