@@ -91,7 +91,12 @@ async def test_the_old_store_is_migrated_once_and_then_served(
 
     first = stack.run_admin("migrate")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"conversations": 1, "messages": 3, "readPositions": 1}
+    assert json.loads(first.stdout) == {
+        "conversations": 1,
+        "messages": 3,
+        "readPositions": 1,
+        "aliases": 1,
+    }
     again = stack.run_admin("migrate")
     assert again.returncode == 0, again.stderr
     assert "nothing to do" in again.stderr

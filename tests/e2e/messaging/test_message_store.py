@@ -75,14 +75,26 @@ async def test_after_seq_pages_forward_and_before_pages_back(messaging: ServiceP
     assert both.status_code == 422
 
 
+async def written_behind(client: httpx.AsyncClient, conversation_id: str) -> None:
+    """Wait until the chat list shows the conversation's latest send as its newest activity."""
+    async with asyncio.timeout(5):
+        while True:
+            first = (await client.get("/conversations", params={"limit": 1})).json()["items"]
+            if first and first[0]["id"] == conversation_id:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_the_chat_list_pages_by_cursor_newest_activity_first(
     messaging: ServiceProcess,
 ) -> None:
     alice = new_user()
     async with rest_client(messaging.http_url, alice) as client:
         created = [(await create(client, new_user()))["id"] for _ in range(5)]
-        # Activity reorders: the first conversation becomes the most recent.
+        # Activity reorders: the first conversation becomes the most recent, once the
+        # send's write-behind is flushed (OUTBOX_FLUSH_INTERVAL_SECONDS).
         await send(client, created[0], "bump")
+        await written_behind(client, created[0])
         seen: list[str] = []
         cursor: str | None = None
         while True:

@@ -1,16 +1,19 @@
 """The message store and messaging repositories against the real MongoDB-compatible server."""
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
+
+import pytest
+from pymongo.errors import DuplicateKeyError
 
 from chat_core.clock import utcnow
 from chat_core.db import Database
-from chat_core.ids import new_id
+from chat_core.ids import message_id_for, new_id
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Message, Messages
-from chat_core.store.read_state import ReadStates
+from chat_core.store.read_state import ReadMove, ReadStates
 from chat_core.store.sync import SyncCursor, sync
-from messaging.client_ids import ClientIds
 from messaging.conversations import create_conversation
 from messaging.outbox import Outbox
 from tests.support.users import new_user
@@ -88,13 +91,22 @@ async def test_a_user_lists_only_their_conversations(db: Database) -> None:
 
 
 async def test_a_client_message_id_is_claimed_once_per_key(db: Database) -> None:
-    client_ids = ClientIds(db)
-    first, second = new_id(), new_id()
-    assert await client_ids.claim("c|alice|same", first, utcnow()) is None
-    earlier = await client_ids.claim("c|alice|same", second, utcnow())
-    assert earlier is not None
-    assert earlier.message_id == first
-    assert await client_ids.claim("c|bob|same", second, utcnow()) is None
+    messages = Messages(db)
+    conversation_id, alice, bob = new_id(), new_user(), new_user()
+
+    def keyed(sender: str, key: str, content: str) -> Message:
+        return replace(
+            message(conversation_id, sender, key),
+            message_id=message_id_for(conversation_id, sender, key),
+            content=content,
+        )
+
+    first = keyed(alice, "same", "first")
+    await messages.reserve(first)
+    with pytest.raises(DuplicateKeyError):
+        await messages.reserve(keyed(alice, "same", "second"))
+    assert await messages.get(first.message_id) == first
+    await messages.reserve(keyed(bob, "same", "bob's"))
 
 
 async def test_seqs_are_dense_and_unique_across_two_writers(db: Database) -> None:
@@ -300,3 +312,24 @@ async def test_conversation_documents_round_trip(db: Database) -> None:
     await conversations.insert(conversation)
     assert await conversations.get(conversation.conversation_id) == conversation
     assert await conversations.get(new_id()) is None
+
+
+async def test_many_positions_move_forward_in_one_go_never_back(db: Database) -> None:
+    read_states = ReadStates(db)
+    conversation_id, ahead, behind, new = new_id(), new_user(), new_user(), new_user()
+    await read_states.advance(conversation_id, ahead, 9, "m9", utcnow())
+    await read_states.advance(conversation_id, behind, 2, "m2", utcnow())
+    await read_states.advance_many(
+        [
+            ReadMove(conversation_id, ahead, 5, "m5", utcnow()),
+            ReadMove(conversation_id, behind, 4, "m4", utcnow()),
+            ReadMove(conversation_id, behind, 6, "m6", utcnow()),
+            ReadMove(conversation_id, new, 3, "m3", utcnow()),
+        ]
+    )
+    positions = await read_states.of_members(conversation_id, [ahead, behind, new])
+    assert {user: (p.read_seq, p.last_read_message_id) for user, p in positions.items()} == {
+        ahead: (9, "m9"),
+        behind: (6, "m6"),
+        new: (3, "m3"),
+    }

@@ -1,7 +1,7 @@
 """Sending, the outbox relay and the worker against the real broker and database."""
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -30,11 +30,12 @@ from chat_core.events import (
     TypingIndicator,
     outbound_event_adapter,
 )
-from chat_core.ids import new_id
+from chat_core.ids import message_id_for, new_id
+from chat_core.limits import KeyedLimiter, Rate
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Message, Messages, Tombstone, new_message_frame
 from chat_core.store.read_state import ReadStates
-from messaging.client_ids import ClientIds
+from chat_core.store.sync import CLAIM_DEADLINE
 from messaging.conversations import create_conversation
 from messaging.faults import Faults
 from messaging.members import Members
@@ -42,8 +43,10 @@ from messaging.outbox import Outbox
 from messaging.relay import relay_pending
 from messaging.sender_reads import SenderReads
 from messaging.sending import Draft, SendInProgress, Store, send_message
+from messaging.socket_sends import SocketSends
 from messaging.throttle import Throttle
 from messaging.worker import Worker
+from messaging.write_behind import WriteBehind
 from tests.support.stack import run_names
 from tests.support.users import new_user
 
@@ -102,6 +105,7 @@ class World:
     read_states: ReadStates
     members: Members
     deliveries: Deliveries
+    store: Store
 
     async def conversation(self, *participants: str, name: str | None = "g") -> Conversation:
         conversation, _ = await create_conversation(
@@ -109,16 +113,9 @@ class World:
         )
         return conversation
 
-    @property
-    def store(self) -> Store:
-        return Store(
-            members=self.members,
-            conversations=self.conversations,
-            messages=self.messages,
-            sender_reads=SenderReads.for_broker(self.read_states, self.broker),
-            outbox=self.outbox,
-            client_ids=ClientIds(self.db),
-        )
+    async def settle(self) -> None:
+        """What the service's flush job does: write behind, then remove outbox entries."""
+        await self.store.write_behind.flush()
 
     async def send(self, draft: Draft, faults: Faults | None = None) -> tuple[Message, bool]:
         return await send_message(
@@ -130,8 +127,27 @@ class World:
             takeover_after=10.0,
         )
 
-    async def relay(self, written_before: datetime) -> int:
-        return await relay_pending(self.store, self.broker, written_before)
+    async def relay(self, written_before: datetime, *, after_deadline: bool = False) -> int:
+        """One relay round; `after_deadline`: as late as when dead sends get a new position."""
+        now = utcnow() + (CLAIM_DEADLINE + timedelta(seconds=1) if after_deadline else timedelta())
+        return await relay_pending(self.store, self.broker, written_before, now)
+
+    def worker(self) -> Worker:
+        return Worker(
+            deliverer=self.broker,
+            members=self.members,
+            messages=self.messages,
+            read_states=self.read_states,
+            throttle=Throttle(60.0),
+            sends=SocketSends(
+                store=self.store,
+                deliverer=self.broker,
+                faults=Faults(),
+                limiter=KeyedLimiter(Rate(1000.0, 1000)),
+                max_content_chars=4000,
+                takeover_after=10.0,
+            ),
+        )
 
 
 @pytest.fixture
@@ -141,15 +157,29 @@ async def world(db: Database, broker: Broker) -> World:
 
 def make_world(db: Database, broker: Broker) -> World:
     conversations = Conversations(db)
+    messages = Messages(db)
+    outbox = Outbox(db)
+    read_states = ReadStates(db)
+    members = Members(conversations.get, 100)
+    store = Store(
+        members=members,
+        conversations=conversations,
+        messages=messages,
+        outbox=outbox,
+        write_behind=WriteBehind(
+            conversations, SenderReads.for_broker(read_states, broker), outbox
+        ),
+    )
     return World(
         db=db,
         broker=broker,
         conversations=conversations,
-        messages=Messages(db),
-        outbox=Outbox(db),
-        read_states=ReadStates(db),
-        members=Members(conversations.get, 100),
+        messages=messages,
+        outbox=outbox,
+        read_states=read_states,
+        members=members,
         deliveries=Deliveries(),
+        store=store,
     )
 
 
@@ -186,7 +216,7 @@ async def test_a_sent_message_reaches_every_participant_and_leaves_no_outbox(
         assert r.envelope == Deliver(frame=new_message_frame(sent), at=sent.created_at)
         assert r.expiration is None
     assert await world.messages.get(sent.message_id) == sent
-    await world.outbox.flush()
+    await world.settle()
     assert await world.outbox.count() == 0
 
 
@@ -208,7 +238,7 @@ async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
     await world.deliveries.assert_none()
     assert await world.db.messages.count_documents({}) == 1
     assert await world.db.timeline.count_documents({}) == 1
-    await world.outbox.flush()
+    await world.settle()
     assert await world.outbox.count() == 0
 
 
@@ -234,7 +264,7 @@ async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: Wor
     received = await world.deliveries.take(2)
     assert {r.user_id for r in received} == {alice, bob}
     assert all(r.envelope.frame == new_message_frame(stored) for r in received)
-    await world.outbox.flush()
+    await world.settle()
     assert await world.outbox.count() == 0
     assert await world.db.messages.count_documents({}) == 1
 
@@ -248,7 +278,9 @@ async def test_the_relay_writes_a_message_the_request_never_got_to(world: World)
     )
     await world.outbox.add(message, conversation.participant_ids, utcnow())
     world.outbox.settled(message.message_id)  # the request that wrote it died
-    relayed = await world.relay(utcnow() + timedelta(seconds=1))
+    # Its own send could still take a position until its claim deadline: not before.
+    assert await world.relay(utcnow() + timedelta(seconds=1)) == 0
+    relayed = await world.relay(utcnow() + timedelta(seconds=1), after_deadline=True)
     assert relayed == 1
     (received,) = await world.deliveries.take(1)
     assert isinstance(received.envelope.frame, NewMessage)
@@ -267,49 +299,105 @@ async def test_a_send_that_dies_after_taking_its_seq_leaves_no_hole(world: World
     after, _ = await world.send(Draft(cid, alice, "next", "text"))
     assert after.seq == 2
     (pending,) = await world.outbox.written_before(utcnow() + timedelta(seconds=1))
-    # Taken, but not yet findable by id: the relay finds the position and completes it.
-    assert await world.messages.get(pending.message.message_id) is None
+    # Positioned and findable by id, never announced: the relay completes it.
+    taken = await world.messages.get(pending.message.message_id)
+    assert taken is not None
+    assert taken.seq == 1
     assert await world.relay(utcnow() + timedelta(seconds=1)) == 1
-    completed = await world.messages.get(pending.message.message_id)
-    assert completed is not None
-    assert completed.seq == 1
     assert [e.seq for e in await world.messages.span(cid, 1, 2)] == [1, 2]
     frames = [r.envelope.frame for r in await world.deliveries.take(2)]
     assert {f.seq for f in frames if isinstance(f, NewMessage)} == {1, 2}
 
 
-async def test_a_message_stored_twice_leaves_a_tombstone_not_a_duplicate(world: World) -> None:
+async def test_a_message_positioned_twice_leaves_a_tombstone_not_a_duplicate(
+    world: World,
+) -> None:
+    # Two relays finishing one dead send at once: both take a position, one settles it.
     alice, bob = new_user(), new_user()
     conversation = await world.conversation(alice, bob)
     cid = conversation.conversation_id
-    message = Message(new_id(), cid, 0, alice, "raced", "text", utcnow().replace(microsecond=0))
-    first, won = await world.messages.append(message, 0)
-    between, _ = await world.messages.append(
-        Message(new_id(), cid, 0, bob, "b", "text", utcnow()), 0
-    )
-    # The same message claimed again past another one (a slow request and the relay).
-    second, won_again = await world.messages.append(message, between.seq)
-    assert (won, won_again) == (True, False)
-    assert second == first
-    assert first.seq == 1
+    stamp = utcnow().replace(microsecond=0)
+    reserved = Message(new_id(), cid, 0, alice, "raced", "text", stamp)
+    await world.messages.reserve(reserved)
+    first = await world.messages.take_position(replace(reserved, seq=1))
+    between, _ = await world.messages.append(Message(new_id(), cid, 0, bob, "b", "text", stamp), 0)
+    second = await world.messages.take_position(replace(reserved, seq=3))
+    assert await world.messages.settle(reserved, first) == first
+    assert await world.messages.settle(reserved, second) == first
     entries = await world.messages.span(cid, 1, 3)
     assert entries[:2] == [first, between]
     assert isinstance(entries[2], Tombstone)
     assert entries[2].seq == 3
+    assert await world.messages.get(reserved.message_id) == first
+
+
+async def test_a_repeat_after_the_first_send_took_its_seq_answers_it_and_it_arrives_once(
+    world: World,
+) -> None:
+    alice, bob = new_user(), new_user()
+    conversation = await world.conversation(alice, bob)
+    cid = conversation.conversation_id
+    await world.deliveries.watch(world.broker, bob)
+    with pytest.raises(Crash):
+        await world.send(Draft(cid, alice, "x", "text", "k"), CrashAt(crash_after_claim=True))
+    again, created = await world.send(Draft(cid, alice, "x", "text", "k"))
+    assert not created
+    assert again.seq == 1
+    # Never announced by the request that died: the relay does it, once.
+    assert await world.relay(utcnow() + timedelta(seconds=1)) == 1
+    (received,) = await world.deliveries.take(1)
+    assert isinstance(received.envelope.frame, NewMessage)
+    assert received.envelope.frame.message_id == again.message_id
+    await world.deliveries.assert_none()
 
 
 async def test_a_repeat_while_the_first_send_is_unfinished_is_told_to_retry(world: World) -> None:
     alice, bob = new_user(), new_user()
     conversation = await world.conversation(alice, bob)
     cid = conversation.conversation_id
-    with pytest.raises(Crash):
-        await world.send(Draft(cid, alice, "x", "text", "k"), CrashAt(crash_after_claim=True))
+    # The first attempt, caught between its reservation (and outbox entry) and its seq.
+    draft = Draft(cid, alice, "x", "text", "k")
+    first = Message(
+        message_id_for(cid, alice, "k"),
+        cid,
+        1,
+        alice,
+        "x",
+        "text",
+        utcnow().replace(microsecond=0),
+        "k",
+    )
+    await world.messages.reserve(first)
+    await world.outbox.add(first, conversation.participant_ids, utcnow())
+    world.outbox.settled(first.message_id)
     with pytest.raises(SendInProgress):
-        await world.send(Draft(cid, alice, "x", "text", "k"))
-    assert await world.relay(utcnow() + timedelta(seconds=1)) == 1
-    again, created = await world.send(Draft(cid, alice, "x", "text", "k"))
+        await world.send(draft)
+    assert await world.relay(utcnow() + timedelta(seconds=1), after_deadline=True) == 1
+    again, created = await world.send(draft)
     assert not created
+    assert again.message_id == first.message_id
     assert again.seq == 1
+
+
+async def test_a_repeat_takes_over_a_reservation_whose_send_died_before_its_outbox_entry(
+    world: World,
+) -> None:
+    alice, bob = new_user(), new_user()
+    conversation = await world.conversation(alice, bob)
+    cid = conversation.conversation_id
+    await world.deliveries.watch(world.broker, bob)
+    long_ago = (utcnow() - CLAIM_DEADLINE - timedelta(seconds=5)).replace(microsecond=0)
+    first = Message(message_id_for(cid, alice, "k"), cid, 1, alice, "first", "text", long_ago, "k")
+    await world.messages.reserve(first)  # and then the process died
+    stored, _ = await world.send(Draft(cid, alice, "retry", "text", "k"))
+    assert (stored.message_id, stored.seq, stored.content) == (first.message_id, 1, "first")
+    (received,) = await world.deliveries.take(1)
+    assert received.envelope.frame == new_message_frame(stored)
+    await world.settle()
+    assert await world.outbox.count() == 0
+    again, created = await world.send(Draft(cid, alice, "retry", "text", "k"))
+    assert (again, created) == (stored, False)
+    await world.deliveries.assert_none()
 
 
 # --- the worker -----------------------------------------------------------------------
@@ -317,13 +405,7 @@ async def test_a_repeat_while_the_first_send_is_unfinished_is_told_to_retry(worl
 
 @pytest.fixture
 async def worker(world: World) -> Worker:
-    started = Worker(
-        deliverer=world.broker,
-        members=world.members,
-        messages=world.messages,
-        read_states=world.read_states,
-        throttle=Throttle(60.0),
-    )
+    started = world.worker()
     await started.start(world.broker, prefetch=8)
     return started
 
@@ -465,6 +547,9 @@ async def test_a_senders_read_position_moves_here_without_partitions(world: Worl
     alice, bob = new_user(), new_user()
     conversation = await world.conversation(alice, bob)
     sent, _ = await world.send(Draft(conversation.conversation_id, alice, "mine", "text"))
+    # Written behind the request, by the next flush.
+    assert await world.read_states.get(conversation.conversation_id, alice) is None
+    await world.settle()
     position = await world.read_states.get(conversation.conversation_id, alice)
     assert position is not None
     assert (position.read_seq, position.last_read_message_id) == (sent.seq, sent.message_id)
@@ -484,15 +569,10 @@ async def test_with_partitions_the_senders_read_position_is_moved_by_its_owner(
         conversation = await world.conversation(alice, bob)
         cid = conversation.conversation_id
         sent, _ = await world.send(Draft(cid, alice, "mine", "text"))
-        # Nobody consumes the partitions yet: the request itself wrote nothing.
+        await world.settle()
+        # Nobody consumes the partitions yet: the flush itself wrote nothing.
         assert await world.read_states.get(cid, alice) is None
-        owner = Worker(
-            deliverer=partitioned,
-            members=world.members,
-            messages=world.messages,
-            read_states=world.read_states,
-            throttle=Throttle(60.0),
-        )
+        owner = world.worker()
         await owner.start(partitioned, prefetch=8)
         position = None
         for _ in range(200):  # up to 10 s: the owner consumes the event asynchronously

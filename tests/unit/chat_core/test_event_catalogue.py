@@ -2,7 +2,13 @@
 
 from typing import get_args
 
-from chat_core.broker import DIRECT_EVENTS, QUEUE_BINDINGS, QUEUE_EVENTS, QUEUE_KINDS
+from chat_core.broker import (
+    DIRECT_EVENTS,
+    QUEUE_BINDINGS,
+    QUEUE_EVENTS,
+    QUEUE_KINDS,
+    SUBSCRIBED_EVENTS,
+)
 from chat_core.events import (
     CLIENT_EVENTS,
     CLIENT_FRAMES,
@@ -14,8 +20,8 @@ from chat_core.events import (
 )
 
 
-def test_client_events_are_the_specs_four_in_its_order() -> None:
-    assert CLIENT_EVENTS == ("typing", "message_read", "heartbeat", "status_change")
+def test_client_events_are_the_specs_four_in_its_order_then_the_additions() -> None:
+    assert CLIENT_EVENTS == ("typing", "message_read", "heartbeat", "status_change", "send_message")
 
 
 def test_the_client_event_envelope_has_one_kind_per_client_frame() -> None:
@@ -33,6 +39,7 @@ def test_every_inbound_kind_is_received_by_exactly_one_queue() -> None:
             if envelope is ClientEvent
             else [routing_kind(envelope)]
         )
+        if envelope not in SUBSCRIBED_EVENTS
     }
     receivers = {
         kind: [q for q, accepted in QUEUE_KINDS.items() if kind in accepted] for kind in kinds
@@ -49,7 +56,8 @@ def test_direct_events_are_accepted_but_never_bound() -> None:
 
 def test_bindings_are_the_routing_kinds_of_each_queues_events() -> None:
     assert QUEUE_BINDINGS["typing"] == ("client.typing",)
-    assert QUEUE_BINDINGS["messaging"] == ("client.message_read", "read.sent")
+    assert QUEUE_BINDINGS["messaging"] == ("client.message_read", "read.sent", "reads.sent")
+    assert QUEUE_BINDINGS["sends"] == ("client.send_message",)
     assert QUEUE_BINDINGS["presence-edges"] == ("edge.alive",)
     assert set(QUEUE_BINDINGS["presence"]) == {
         "conn.opened",
@@ -59,3 +67,8 @@ def test_bindings_are_the_routing_kinds_of_each_queues_events() -> None:
         "conversation.created",
     }
     assert set(QUEUE_EVENTS) == set(QUEUE_BINDINGS)
+
+
+def test_subscribed_events_are_bound_to_no_work_queue() -> None:
+    for event in SUBSCRIBED_EVENTS:
+        assert all(routing_kind(event) not in kinds for kinds in QUEUE_KINDS.values())

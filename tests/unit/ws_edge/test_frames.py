@@ -36,7 +36,8 @@ def test_unknown_extra_fields_are_ignored_for_forward_compatibility() -> None:
         ('{"x":1}', "frame has no 'event' field"),
         (
             '{"event":"nap"}',
-            "unknown event 'nap'; expected one of: typing, message_read, heartbeat, status_change",
+            "unknown event 'nap'; expected one of: typing, message_read, heartbeat, status_change, "
+            "send_message",
         ),
         ('{"event":"typing"}', "invalid typing event: conversationId: Field required"),
         (

@@ -6,6 +6,7 @@ import json
 import sys
 
 from chat_core import cli, users
+from chat_core.accounts import announce_change
 from chat_core.auth import account_disabled
 from chat_core.db import connect
 from chat_core.events import Disconnect
@@ -55,16 +56,18 @@ async def _migrate(settings: ServiceSettings) -> dict[str, int]:
 
 async def _run(args: argparse.Namespace, settings: ServiceSettings) -> dict[str, object]:
     # Account flags and disconnects work on any store version, migrated or not.
-    runtime = await Runtime.start(settings, "chat-admin", check_schema=False)
+    runtime = await Runtime.start(settings, "chat-admin", check_schema=False, watch_accounts=False)
     try:
         if args.command == "disable":
             await users.set_disabled(runtime.db, args.user_id, True)
+            await announce_change(runtime.broker, args.user_id, disabled=True)
             refusal = account_disabled()
             await runtime.broker.deliver(
                 [args.user_id], Disconnect(code=refusal.close_code, reason=refusal.reason)
             )
         elif args.command == "enable":
             await users.set_disabled(runtime.db, args.user_id, False)
+            await announce_change(runtime.broker, args.user_id, disabled=False)
         return await users.describe(runtime.db, args.user_id)
     finally:
         await runtime.close()

@@ -7,12 +7,11 @@ import firebase_admin
 import structlog
 from firebase_admin import _token_gen, auth
 
+from chat_core.accounts import Accounts
 from chat_core.close_codes import CloseCode
-from chat_core.db import Database
 from chat_core.ids import is_vn_mobile, normalize_user_id
 from chat_core.settings import AuthMode, ServiceSettings
 from chat_core.testing import TestSettings
-from chat_core.users import is_disabled
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +104,7 @@ def build_authenticator(settings: ServiceSettings) -> Authenticator:
 
 async def admit(
     authenticator: Authenticator,
-    db: Database,
+    accounts: Accounts,
     token: str | None,
     claimed_user_id: str | None = None,
 ) -> str:
@@ -113,6 +112,6 @@ async def admit(
     user_id = await authenticator.user_id_for(token)
     if claimed_user_id is not None and normalize_user_id(claimed_user_id) != user_id:
         raise user_mismatch()
-    if await is_disabled(db, user_id):
+    if await accounts.is_disabled(user_id):
         raise account_disabled()
     return user_id

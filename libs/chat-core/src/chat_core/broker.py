@@ -46,8 +46,11 @@ from yarl import URL
 
 from chat_core import metrics
 from chat_core.events import (
+    AccountChanged,
+    ClientEvent,
     ClientHeartbeat,
     ClientMessageRead,
+    ClientSendMessage,
     ClientStatusChange,
     ClientTyping,
     ConnectionClosed,
@@ -56,6 +59,7 @@ from chat_core.events import (
     EdgeAlive,
     Frame,
     SenderRead,
+    SendersRead,
     SweepTick,
     routing_kind,
 )
@@ -67,10 +71,13 @@ E = TypeVar("E")
 PRESENCE = "presence"
 EDGES = "presence-edges"
 MESSAGING = "messaging"
+SENDS = "sends"
 TYPING = "typing"
 
 # Per-user state lives behind these queues: they are split into partitions when asked to.
-PARTITIONED = frozenset({PRESENCE, MESSAGING})
+# Socket sends are split by conversation instead (`keyed_by_slot`), so one instance appends
+# to a conversation at a time and its seqs follow each other without contention.
+PARTITIONED = frozenset({PRESENCE, MESSAGING, SENDS})
 # A user's events carry one of this many slots in their routing key; partitions take slots.
 SLOTS = 32
 
@@ -88,12 +95,16 @@ QUEUE_EVENTS: dict[str, tuple[type[Frame], ...]] = {
     # Edge announcements have their own queue so a backlog of connection events cannot
     # delay them and make presence think a live edge died.
     EDGES: (EdgeAlive,),
-    MESSAGING: (ClientMessageRead, SenderRead),
+    MESSAGING: (ClientMessageRead, SenderRead, SendersRead),
+    # Messages sent over sockets: stored, announced and acknowledged by messaging.
+    SENDS: (ClientSendMessage,),
     # Typing is ephemeral: its own queue, short TTL, no dead-lettering.
     TYPING: (ClientTyping,),
 }
 # Put straight on a queue (publish_to_queue), never routed through the events exchange.
 DIRECT_EVENTS: frozenset[type[Frame]] = frozenset({SweepTick})
+# Received by every process on a queue of its own (`Broker.subscribe`), by no work queue.
+SUBSCRIBED_EVENTS: frozenset[type[Frame]] = frozenset({AccountChanged})
 # Events that every instance of a partitioned consumer needs (cache invalidation): each
 # instance gets its own copy on an exclusive queue.
 BROADCAST_KINDS = frozenset({routing_kind(ConversationCreated)})
@@ -140,7 +151,10 @@ def slot_of(user_id: str) -> int:
 
 
 def keyed_by_slot(envelope: Frame, kind: str) -> str:
-    """`kind.<slot>` for an event about a user, `kind` otherwise."""
+    """`kind.<slot>` for an event about a user (a send: about a conversation), `kind`
+    otherwise."""
+    if isinstance(envelope, ClientEvent) and isinstance(envelope.frame, ClientSendMessage):
+        return f"{kind}.{slot_of(envelope.frame.conversation_id)}"
     user_id = getattr(envelope, "user_id", None)
     return f"{kind}.{slot_of(user_id)}" if isinstance(user_id, str) else kind
 
@@ -518,6 +532,22 @@ class Broker:
             if key in BROADCAST_KINDS:
                 await queue.bind(events, f"{key}.#")
         await queue.consume(_acking(consumer, adapter, handler))
+
+    async def subscribe(
+        self,
+        kinds: Iterable[str],
+        adapter: TypeAdapter[E],
+        handler: Callable[[E], Awaitable[None]],
+    ) -> None:
+        """This process's own copy of every event of `kinds`, on an exclusive queue that lives
+        as long as its connection (the robust connection declares it again after a
+        reconnect; what was published in between is missed)."""
+        channel = await self.connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        events = await channel.get_exchange(self.topology.events_exchange)
+        for kind in kinds:
+            await queue.bind(events, f"{kind}.#")
+        await queue.consume(_acking("subscription", adapter, handler))
 
     async def publish_to_queue(self, queue: str, envelope: Frame, *, ttl: float) -> None:
         """Straight to one queue (the default exchange), confirmed."""

@@ -53,13 +53,28 @@ class ClientHeartbeat(Frame):
     event: Literal["heartbeat"]
 
 
+ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ClientSendMessage(Frame):
+    """Send a message over the socket: stored and announced like a REST send (the same
+    idempotency per conversation, sender and `clientMessageId`), then acknowledged to this
+    socket with `message_ack`, or answered with an `error` naming the `clientMessageId`."""
+
+    event: Literal["send_message"]
+    conversation_id: Id
+    content: str
+    message_type: MessageType
+    client_message_id: ClientMessageId
+
+
 class ClientStatusChange(Frame):
     event: Literal["status_change"]
     status: Status
 
 
 ClientFrame: TypeAlias = Annotated[
-    ClientTyping | ClientMessageRead | ClientHeartbeat | ClientStatusChange,
+    ClientTyping | ClientMessageRead | ClientHeartbeat | ClientStatusChange | ClientSendMessage,
     Field(discriminator="event"),
 ]
 
@@ -147,9 +162,21 @@ class StatusChangeAck(Frame):
     status: Status
 
 
+class MessageAck(Frame):
+    """To the socket that sent `send_message`: the message is stored (at `seq`)."""
+
+    event: Literal["message_ack"] = "message_ack"
+    client_message_id: str
+    message_id: str
+    seq: int
+    timestamp: str
+
+
 class ErrorFrame(Frame):
     event: Literal["error"] = "error"
     message: str
+    # Set when the error answers a `send_message`: which one was not sent.
+    client_message_id: str | None = None
 
 
 ServerFrame: TypeAlias = Annotated[
@@ -161,6 +188,7 @@ ServerFrame: TypeAlias = Annotated[
     | UserStatusChange
     | HeartbeatAck
     | StatusChangeAck
+    | MessageAck
     | ErrorFrame,
     Field(discriminator="event"),
 ]
@@ -187,7 +215,11 @@ class ClientEvent(ConnectionRef):
     """
 
     event: Literal[
-        "client.typing", "client.message_read", "client.status_change", "client.heartbeat"
+        "client.typing",
+        "client.message_read",
+        "client.status_change",
+        "client.heartbeat",
+        "client.send_message",
     ]
     at: datetime
     frame: ClientFrame
@@ -229,6 +261,14 @@ class ConversationCreated(Frame):
     participant_ids: list[str]
 
 
+class AccountChanged(Frame):
+    """An operator changed a user's account flags: every process forgets what it cached."""
+
+    event: Literal["account.changed"] = "account.changed"
+    user_id: str
+    disabled: bool
+
+
 class SweepTick(Frame):
     """Time for presence's stale-connection sweep of one partition.
 
@@ -257,6 +297,29 @@ class SenderRead(Frame):
     at: datetime
 
 
+class ReadSent(Frame):
+    """One sender's read move, in a SendersRead batch."""
+
+    user_id: str
+    conversation_id: str
+    seq: int
+    message_id: str
+    at: datetime
+
+
+class SendersRead(Frame):
+    """Senders' read moves written behind their sends (messaging.write_behind), for the
+    instance that owns their read positions: one batch per partition and flush.
+
+    Every move's user is in the partition of `user_id` (the first mover's), which is what
+    routes the batch; the consumer applies all moves in one bulk write.
+    """
+
+    event: Literal["reads.sent"] = "reads.sent"
+    user_id: str
+    moves: list[ReadSent]
+
+
 InboundEvent: TypeAlias = Annotated[
     ClientEvent
     | ConnectionOpened
@@ -264,7 +327,9 @@ InboundEvent: TypeAlias = Annotated[
     | EdgeAlive
     | ConversationCreated
     | SweepTick
-    | SenderRead,
+    | SenderRead
+    | SendersRead
+    | AccountChanged,
     Field(discriminator="event"),
 ]
 inbound_event_adapter: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)

@@ -8,8 +8,8 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from chat_core.accounts import Accounts
 from chat_core.auth import Authenticator, Refusal, admit
-from chat_core.db import Database
 from chat_core.runtime import Runtime
 
 bearer_scheme = HTTPBearer(
@@ -20,12 +20,14 @@ BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(beare
 
 
 async def admit_bearer(
-    authenticator: Authenticator, db: Database, credentials: HTTPAuthorizationCredentials | None
+    authenticator: Authenticator,
+    accounts: Accounts,
+    credentials: HTTPAuthorizationCredentials | None,
 ) -> str:
     """The caller's user id, or the HTTPException that refuses them."""
     token = credentials.credentials if credentials else None
     try:
-        return await admit(authenticator, db, token)
+        return await admit(authenticator, accounts, token)
     except Refusal as refusal:
         unauthorized = refusal.http_status == status.HTTP_401_UNAUTHORIZED
         headers = {"WWW-Authenticate": "Bearer"} if unauthorized else None
@@ -65,6 +67,6 @@ def bearer_user(
         service: Annotated[AdmittingService, Depends(get_service)],
         credentials: BearerCredentials,
     ) -> str:
-        return await admit_bearer(service.authenticator, service.runtime.db, credentials)
+        return await admit_bearer(service.authenticator, service.runtime.accounts, credentials)
 
     return current_user

@@ -1,5 +1,6 @@
-"""Identifiers: user ids (Vietnamese mobile numbers in dev mode) and sortable document ids."""
+"""Identifiers: user ids (Vietnamese mobile numbers in dev mode) and document ids."""
 
+import hashlib
 import re
 
 from bson import ObjectId
@@ -23,6 +24,23 @@ def is_vn_mobile(value: str) -> bool:
 def new_id() -> str:
     # ObjectId strings sort by creation time, which is what message cursors need.
     return str(ObjectId())
+
+
+def message_id_for(conversation_id: str, sender_id: str, client_message_id: str) -> str:
+    """The messageId a send with this idempotency key gets: the same for every attempt, so
+    the claim of the key and the message's by-id document are one insert.
+
+    24 hex digits like any document id: 96 bits of BLAKE2b over the three parts, each
+    prefixed by its length so that no two different triples encode alike (ids may contain
+    any character). Two different keys share an id only by a 96-bit collision; one user's
+    new key hitting another message's id needs a second preimage, not a birthday.
+    """
+    digest = hashlib.blake2b(digest_size=12, person=b"chat.msgid.v1")
+    for part in (conversation_id, sender_id, client_message_id):
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(4, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
 
 
 def is_document_id(value: str) -> bool:

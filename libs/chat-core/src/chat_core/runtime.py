@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
+from chat_core.accounts import Accounts
 from chat_core.broker import Broker, Topology
 from chat_core.db import Database, Document, connect, ensure_indexes, is_reachable
 from chat_core.settings import ServiceSettings
@@ -15,10 +16,16 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     db: Database
     broker: Broker
+    accounts: Accounts
 
     @classmethod
     async def start(
-        cls, settings: ServiceSettings, name: str, *, check_schema: bool = True
+        cls,
+        settings: ServiceSettings,
+        name: str,
+        *,
+        check_schema: bool = True,
+        watch_accounts: bool = True,
     ) -> "Runtime":
         mongo = connect(settings.mongo_url)
         db = mongo[settings.mongo_db]
@@ -35,7 +42,10 @@ class Runtime:
             reconnect_interval=settings.broker_reconnect_interval_seconds,
         )
         await broker.start()
-        return cls(mongo=mongo, db=db, broker=broker)
+        accounts = Accounts(db, settings.account_cache_seconds)
+        if watch_accounts:
+            await accounts.listen(broker)
+        return cls(mongo=mongo, db=db, broker=broker, accounts=accounts)
 
     async def close(self) -> None:
         await self.broker.close()

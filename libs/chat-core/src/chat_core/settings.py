@@ -50,6 +50,10 @@ class ServiceSettings(BaseSettings):
     # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
     broker_partitions: int = Field(default=0, ge=0, le=32)
     broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long a process trusts an account flag (disabled or not) it has read. A change by
+    # `chat-admin users disable|enable` reaches every process over the broker at once; this
+    # bounds it for a process that missed the announcement (its broker link was down).
+    account_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     # The database every service of one stack shares.

@@ -138,6 +138,7 @@ async def get_conversations(
             conversations=messaging.conversations,
             messages=messaging.messages,
             read_states=messaging.read_states,
+            unwritten=messaging.store.write_behind,
         )
     except BadListCursor as error:
         raise _unprocessable(("query", "cursor"), str(error), cursor) from None

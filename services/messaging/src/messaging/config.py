@@ -15,8 +15,10 @@ class MessagingSettings(ServiceSettings):
     outbox_min_age_seconds: float = Field(default=10.0, ge=0)
     # How often the relay looks for such entries (and the outbox metrics are sampled).
     relay_interval_seconds: float = Field(default=2.0, gt=0)
-    # Confirmed outbox entries are deleted in one batch per interval, not one write per send.
-    outbox_flush_interval_seconds: float = Field(default=0.05, gt=0)
+    # What sends leave for later (the conversation's last-message hint, the sender's own read
+    # position) is written in one batch per interval, then their outbox entries are deleted in
+    # one more: the bound on how long a sender's chat list can show their own message unread.
+    outbox_flush_interval_seconds: float = Field(default=0.1, gt=0)
     # Conversations whose participants stay cached in memory (they never change).
     members_cache_size: int = Field(default=50_000, ge=1)
     # A repeated clientMessageId whose first send left no trace after this long is finished

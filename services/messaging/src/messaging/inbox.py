@@ -9,12 +9,13 @@ other users store.
 import asyncio
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadPosition, ReadStates, unread
+from messaging.write_behind import WriteBehind
 
 
 class BadListCursor(ValueError):
@@ -33,6 +34,30 @@ class InboxEntry:
     @property
     def read_seq(self) -> int:
         return self.read.read_seq if self.read else 0
+
+
+def _with_unwritten(conversation: Conversation, unwritten: WriteBehind) -> Conversation:
+    latest = unwritten.latest(conversation.conversation_id)
+    if latest is None or latest.seq <= conversation.last_seq:
+        return conversation
+    return replace(conversation, last_seq=latest.seq, last_message=latest)
+
+
+def _read_position(
+    user_id: str,
+    conversation: Conversation,
+    stored: ReadPosition | None,
+    unwritten: WriteBehind,
+) -> ReadPosition | None:
+    """The stored position, or further: sending moves one's own position, and a move not
+    written yet (here, or by another process) is known from the send itself."""
+    own = unwritten.sent_by(conversation.conversation_id, user_id)
+    last = conversation.last_message
+    if last is not None and last.sender_id == user_id and (own is None or own.seq < last.seq):
+        own = last
+    if own is None or own.seq <= (stored.read_seq if stored else 0):
+        return stored
+    return ReadPosition(user_id, own.seq, own.message_id, own.created_at)
 
 
 def _sort_key(conversation: Conversation) -> tuple[datetime, str]:
@@ -62,9 +87,16 @@ async def inbox(
     conversations: Conversations,
     messages: Messages,
     read_states: ReadStates,
+    unwritten: WriteBehind,
 ) -> tuple[list[InboxEntry], str | None]:
-    """One page of the chat list and the cursor of the next page (None on the last)."""
-    mine = sorted(await conversations.of_user(user_id), key=_sort_key, reverse=True)
+    """One page of the chat list and the cursor of the next page (None on the last).
+
+    Sends of this process not yet written behind count as written (`unwritten`)."""
+    mine = sorted(
+        (_with_unwritten(c, unwritten) for c in await conversations.of_user(user_id)),
+        key=_sort_key,
+        reverse=True,
+    )
     if cursor is not None:
         after = decode_cursor(cursor)
         mine = [c for c in mine if _sort_key(c) < after]
@@ -73,6 +105,9 @@ async def inbox(
         conversations.all_confirmed(page, messages),
         read_states.of_user(user_id, [c.conversation_id for c in page]),
     )
-    entries = [InboxEntry(c, positions.get(c.conversation_id)) for c in confirmed]
+    entries = [
+        InboxEntry(c, _read_position(user_id, c, positions.get(c.conversation_id), unwritten))
+        for c in confirmed
+    ]
     next_cursor = encode_cursor(page[-1]) if len(mine) > limit else None
     return entries, next_cursor

@@ -48,8 +48,8 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         )
         jobs.every(
             settings.outbox_flush_interval_seconds,
-            messaging.outbox.flush,
-            on_failure="outbox flush failed, will retry",
+            messaging.store.write_behind.flush,
+            on_failure="write-behind flush failed, will retry",
             wait_first=True,
         )
         jobs.every(
@@ -64,7 +64,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         finally:
             await jobs.stop()
             with contextlib.suppress(Exception):
-                await messaging.outbox.flush()
+                await messaging.store.write_behind.flush()
             await runtime.close()
 
     app = FastAPI(

@@ -1,8 +1,10 @@
 """Pending `new_message` publications, so a crash between write and publish loses nothing.
 
-An entry (`_id` = message id) is written before the message itself and deleted once the
-event is confirmed by the broker; whatever is left behind, the relay publishes. Entries live
-for milliseconds, so the collection stays tiny and scanning it by age is cheap.
+An entry (`_id` = message id) is written before the message takes its position and
+deleted once the event is confirmed by the broker and what the send leaves for later
+(write_behind.py) is written; whatever is left behind, the relay finishes. Entries live for
+a fraction of a second, so the collection stays tiny and scanning it by age is cheap.
+Message ids are not in time order (they derive from idempotency keys): age is `createdAt`.
 """
 
 from dataclasses import dataclass
@@ -38,8 +40,8 @@ class Outbox:
         self._in_flight: set[str] = set()
 
     async def add(self, message: Message, participant_ids: tuple[str, ...], now: datetime) -> None:
-        """Write the entry; the caller then calls `settled` when its request ends."""
-        self._in_flight.add(message.message_id)
+        """Write the entry (DuplicateKeyError: one exists), which is then this request's
+        until it calls `published` or `settled`."""
         await self._inserts.insert(
             {
                 "_id": message.message_id,
@@ -48,6 +50,9 @@ class Outbox:
                 "createdAt": now,
             }
         )
+        # Only now: an entry this request did not write is not its to keep from the relay.
+        # (A relay reading meanwhile only takes entries older than its minimum age.)
+        self._in_flight.add(message.message_id)
 
     async def get(self, message_id: str) -> PendingMessage | None:
         """One `_id` lookup."""
@@ -59,12 +64,14 @@ class Outbox:
         await self._collection.delete_one({"_id": message_id})
 
     def settled(self, message_id: str) -> None:
-        """The request that wrote the entry is over (published, or left to the relay)."""
+        """The request that wrote the entry gave up on it: from now on it is the relay's."""
         self._in_flight.discard(message_id)
 
     def published(self, message_id: str) -> None:
-        """The entry's event is confirmed; the next `flush` deletes it."""
+        """The entry's send is complete (event confirmed, its write-behind written): the
+        next `flush` deletes it, and the relay never takes it."""
         self._published.add(message_id)
+        self._in_flight.discard(message_id)
 
     async def flush(self) -> None:
         if not self._published:
@@ -78,7 +85,7 @@ class Outbox:
             raise
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
-        cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("_id", 1)
+        cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("createdAt", 1)
         return [
             _pending(doc)
             async for doc in cursor

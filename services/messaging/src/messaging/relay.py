@@ -1,27 +1,30 @@
 """The outbox relay: finishes what a request wrote but did not get to finish.
 
 An entry older than the relay's minimum age belongs to a request that died or gave up. Its
-message is in one of three states, and each is completed, never dropped: stored (only the
-publish is missing), holding a seq but not yet its by-id copy, or not stored at all (the
-relay takes the next seq for it under a fresh stamp, as sync's margin requires).
+message is in one of three states, and each is completed, never dropped: positioned (only
+the publish and what is written behind are missing), reserved but not positioned, or not
+even reserved. A message without a position gets one only once its own send could no longer
+take one (its claim deadline is past), under a fresh stamp, as sync's margin requires.
 """
 
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
+from pymongo.errors import DuplicateKeyError
 
-from chat_core.clock import to_milliseconds, utcnow
+from chat_core.clock import utcnow
 from chat_core.store.messages import Message
-from chat_core.store.sync import DEFAULT_MARGIN
 from messaging.delivery import Deliverer
 from messaging.outbox import PendingMessage
-from messaging.sending import Store, announce, record_stored
+from messaging.sending import Store, announce, finish_reservation
 
 log = structlog.get_logger(__name__)
 
 
-async def relay_pending(store: Store, deliverer: Deliverer, written_before: datetime) -> int:
+async def relay_pending(
+    store: Store, deliverer: Deliverer, written_before: datetime, now: datetime | None = None
+) -> int:
     """Finish every outbox entry older than `written_before`; returns how many it published.
 
     At-least-once: a request still publishing (or another relay) may publish it too, and
@@ -30,8 +33,8 @@ async def relay_pending(store: Store, deliverer: Deliverer, written_before: date
     published = 0
     for pending in await store.outbox.written_before(written_before):
         try:
-            await _finish(store, deliverer, pending)
-            published += 1
+            if await _finish(store, deliverer, pending, now or utcnow()):
+                published += 1
         except Exception:
             log.warning(
                 "outbox entry not relayed, will retry",
@@ -41,30 +44,35 @@ async def relay_pending(store: Store, deliverer: Deliverer, written_before: date
     return published
 
 
-async def _stored(store: Store, pending: PendingMessage) -> Message:
+async def _reservation(store: Store, pending: PendingMessage) -> Message:
+    """The by-id document of the entry's message, written now if its send never got to."""
     draft = pending.message
-    stored = await store.messages.get(draft.message_id)
-    if stored is not None:
-        return stored
-    conversation = await store.conversations.get(draft.conversation_id)
-    hint = conversation.last_seq if conversation else 0
-    last = await store.messages.last_seq(draft.conversation_id, hint)
-    # Positions after the dead send's claim are all stamped later than its own stamp minus
-    # the claim deadline, so the search back stops within that window.
-    claim = await store.messages.find_claim(
-        draft.conversation_id, draft.message_id, last, draft.created_at - DEFAULT_MARGIN
-    )
-    if claim is not None:
-        stored, _ = await store.messages.index(claim)
-        return stored
-    fresh = replace(draft, created_at=to_milliseconds(utcnow()))
-    stored, _ = await store.messages.append(fresh, last)
-    return stored
+    reserved = await store.messages.get(draft.message_id)
+    if reserved is not None:
+        return reserved
+    # Seq 0 is never a position: settling it elsewhere is always a move.
+    reservation = replace(draft, seq=0)
+    try:
+        await store.messages.reserve(reservation)
+    except DuplicateKeyError:
+        raced = await store.messages.get(draft.message_id)
+        if raced is None:  # pragma: no cover - reservations are never deleted
+            raise
+        return raced
+    return reservation
 
 
-async def _finish(store: Store, deliverer: Deliverer, pending: PendingMessage) -> None:
-    message = await _stored(store, pending)
-    await record_stored(store, message, message.created_at)
+async def _finish(
+    store: Store, deliverer: Deliverer, pending: PendingMessage, now: datetime
+) -> bool:
+    reserved = await _reservation(store, pending)
+    async with store.messages.turn(reserved.conversation_id):
+        message = await finish_reservation(store, reserved, now)
+    if message is None:
+        return False  # its own send may still position it; the next round looks again
+    write_behind = store.write_behind
+    await store.conversations.advance(message)
+    await write_behind.sender_reads.advance(message, message.created_at)
     await announce(deliverer, message, pending.participant_ids)
     await store.outbox.remove(message.message_id)
     log.info(
@@ -73,6 +81,7 @@ async def _finish(store: Store, deliverer: Deliverer, pending: PendingMessage) -
         conversation_id=message.conversation_id,
         seq=message.seq,
     )
+    return True
 
 
 async def relay_round(store: Store, deliverer: Deliverer, min_age: float) -> None:

@@ -1,15 +1,20 @@
 """Sending a message: stored once per clientMessageId at the next seq, then announced.
 
-Order matters for crash safety. The client id is claimed, then the outbox entry written,
-then the message takes its seq (timeline), then its by-id copy, the conversation's last
-message and the sender's read position are written (the position by its one writer,
-sender_reads.py), then it is published and the outbox entry goes. A crash anywhere leaves
-either nothing or an outbox entry the relay finishes (relay.py), and a position once taken
-always holds the message or a tombstone.
+A send waits on two database round trips and one confirmed publish:
+1. the message's by-id document, under the messageId its idempotency key derives to
+   (`message_id_for`) and with the seq it expects to take: the key's claim and the by-id
+   copy in one insert; concurrently, the outbox entry (outbox.py);
+2. its timeline position (the seq), usually the one expected (positions.py);
+3. the `new_message` publish, confirmed by the broker.
+The conversation's last-message hint and the sender's own read position follow in batches
+(write_behind.py), and the outbox entry is removed after them. A crash anywhere leaves a
+reservation that a retry of the same key takes over, or an outbox entry that the relay
+finishes (relay.py); a position once taken always holds the message or a tombstone.
 """
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -17,18 +22,16 @@ from pymongo.errors import DuplicateKeyError
 
 from chat_core.clock import to_milliseconds, utcnow
 from chat_core.events import MessageType
-from chat_core.ids import new_id
+from chat_core.ids import message_id_for, new_id
 from chat_core.store.conversations import Conversations
 from chat_core.store.messages import Message, Messages, new_message_frame
-from chat_core.store.sync import CLAIM_DEADLINE
-from messaging import client_ids
-from messaging.client_ids import ClientIds
+from chat_core.store.sync import CLAIM_DEADLINE, DEFAULT_MARGIN
 from messaging.delivery import Deliverer, Delivery, publish
 from messaging.errors import NotFound
 from messaging.faults import Faults
 from messaging.members import Members
 from messaging.outbox import Outbox
-from messaging.sender_reads import SenderReads
+from messaging.write_behind import WriteBehind
 
 log = structlog.get_logger(__name__)
 
@@ -48,14 +51,13 @@ class SendInProgress(Exception):
 
 @dataclass(frozen=True)
 class Store:
-    """What a send writes to."""
+    """What a send writes to. One per process: group commit batches only within one."""
 
     members: Members
     conversations: Conversations
     messages: Messages
-    sender_reads: SenderReads
     outbox: Outbox
-    client_ids: ClientIds
+    write_behind: WriteBehind
 
 
 def content_problem(content: str, max_chars: int) -> str | None:
@@ -67,18 +69,15 @@ def content_problem(content: str, max_chars: int) -> str | None:
     return None
 
 
-async def announce(deliverer: Deliverer, message: Message, participants: tuple[str, ...]) -> None:
-    """`new_message` to every device of every participant, the sender's included."""
-    await publish(deliverer, [Delivery(participants, new_message_frame(message))])
-
-
-async def record_stored(store: Store, message: Message, now: datetime) -> None:
-    """The conversation's last message and the sender's read position (sending a message
-    means having read the conversation up to it), concurrently: an `_id` write, and the
-    position's move by its one writer (SenderReads)."""
-    await asyncio.gather(
-        store.conversations.advance(message), store.sender_reads.advance(message, now)
-    )
+async def announce(
+    deliverer: Deliverer,
+    message: Message,
+    participants: tuple[str, ...],
+    first: Sequence[Delivery] = (),
+) -> None:
+    """`new_message` to every device of every participant, the sender's included, after
+    `first` (a socket send's `message_ack`, so that the sending socket gets it before)."""
+    await publish(deliverer, [*first, Delivery(participants, new_message_frame(message))])
 
 
 async def send_message(
@@ -89,27 +88,22 @@ async def send_message(
     now: datetime,
     faults: Faults,
     takeover_after: float,
+    acknowledge: Callable[[Message], Delivery] | None = None,
 ) -> tuple[Message, bool]:
-    """The message and whether it is new; a repeated clientMessageId returns the first one."""
-    participants = await store.members.includes(draft.conversation_id, draft.sender_id)
+    """The message and whether it is new; a repeated clientMessageId returns the first one.
+
+    `acknowledge`: what to deliver to the sender before `new_message` (a socket send)."""
+    conversation_id = draft.conversation_id
+    participants = await store.members.includes(conversation_id, draft.sender_id)
     if participants is None:
         raise NotFound("conversation")
-    message_id = new_id()
-    if draft.client_message_id is not None:
-        key = client_ids.key(draft.conversation_id, draft.sender_id, draft.client_message_id)
-        earlier = await store.client_ids.claim(key, message_id, now)
-        if earlier is not None:
-            first = await store.messages.get(earlier.message_id)
-            if first is not None:
-                return first, False
-            age = (now - earlier.claimed_at).total_seconds()
-            if age < takeover_after or await store.outbox.get(earlier.message_id) is not None:
-                raise SendInProgress
-            # The first attempt died before writing anything else: finish it under its id.
-            message_id = earlier.message_id
     message = Message(
-        message_id=message_id,
-        conversation_id=draft.conversation_id,
+        message_id=(
+            message_id_for(conversation_id, draft.sender_id, draft.client_message_id)
+            if draft.client_message_id is not None
+            else new_id()
+        ),
+        conversation_id=conversation_id,
         seq=0,
         sender_id=draft.sender_id,
         content=draft.content,
@@ -117,52 +111,138 @@ async def send_message(
         created_at=to_milliseconds(now),
         client_message_id=draft.client_message_id,
     )
-    try:
-        await store.outbox.add(message, participants, now)
-    except DuplicateKeyError:
-        store.outbox.settled(message_id)
-        raise SendInProgress from None
-    try:
-        return await _store_and_publish(store, message, participants, deliverer, now, faults)
-    finally:
-        store.outbox.settled(message_id)
-
-
-async def _store_and_publish(
-    store: Store,
-    message: Message,
-    participants: tuple[str, ...],
-    deliverer: Deliverer,
-    now: datetime,
-    faults: Faults,
-) -> tuple[Message, bool]:
-    message_id = message.message_id
-    if utcnow() - now > CLAIM_DEADLINE:
-        # Too late to take a seq under this stamp (sync's margin relies on it): the relay
-        # finishes it with a fresh one.
-        log.warning("send left to the relay: claim deadline passed", message_id=message_id)
-        raise SendInProgress
-    claimed = await store.messages.claim(message, await _hint(store, message))
-    faults.after_claim()
-    stored, won = await store.messages.index(claimed)
-    if not won:
-        return stored, False
-    await record_stored(store, stored, now)
-    faults.after_write()
-    try:
-        await announce(deliverer, stored, participants)
-        store.outbox.published(message_id)
-    except Exception:
-        # Stored and still pending in the outbox: the relay publishes it. The sender's
-        # request succeeded, so it must not be told otherwise (and retry a stored message).
-        log.warning("new_message left to the relay", message_id=message_id, exc_info=True)
+    hint = await _hint(store, conversation_id)
+    messages = store.messages
+    async with messages.turn(conversation_id):
+        message = replace(message, seq=messages.expected_seq(conversation_id, hint))
+        reserved, entered = await asyncio.gather(
+            messages.reserve(message),
+            store.outbox.add(message, participants, now),
+            return_exceptions=True,
+        )
+        own_entry = entered is None
+        try:
+            if isinstance(reserved, DuplicateKeyError):
+                outcome = await _repeat(store, message, own_entry, now, takeover_after)
+                if not isinstance(outcome, Takeover):
+                    if own_entry:
+                        store.outbox.published(message.message_id)  # nothing to relay
+                    return outcome, False
+                stored = outcome.message
+            else:
+                for failure in (reserved, entered):
+                    if isinstance(failure, BaseException):
+                        raise failure
+                stored = await _position(store, message, now, faults)
+        except DuplicateKeyError:
+            # The outbox entry exists but no reservation did: a send that died before its
+            # by-id insert landed. The relay finishes it, this reservation included.
+            raise SendInProgress from None
+        except BaseException:
+            if own_entry:
+                store.outbox.settled(message.message_id)  # the relay's now
+            raise
+    first = [acknowledge(stored)] if acknowledge is not None else []
+    await _publish(store, deliverer, stored, participants, now, faults, first)
     return stored, True
 
 
-async def _hint(store: Store, message: Message) -> int:
+async def _position(store: Store, message: Message, now: datetime, faults: Faults) -> Message:
+    """Take the reserved message's position, or leave it to the relay when too late."""
+    if utcnow() - now > CLAIM_DEADLINE:
+        # Too late to take a seq under this stamp (sync's margin relies on it): the relay
+        # finishes it with a fresh one.
+        log.warning("send left to the relay: claim deadline passed", message_id=message.message_id)
+        raise SendInProgress
+    positioned = await store.messages.take_position(message)
+    faults.after_claim()
+    if positioned.seq != message.seq or utcnow() - now > CLAIM_DEADLINE:
+        # Elsewhere than reserved, or so late that the relay may have positioned it too.
+        return await store.messages.settle(message, positioned)
+    return positioned
+
+
+async def _publish(
+    store: Store,
+    deliverer: Deliverer,
+    stored: Message,
+    participants: tuple[str, ...],
+    now: datetime,
+    faults: Faults,
+    first: Sequence[Delivery],
+) -> None:
+    try:
+        faults.after_write()
+    except BaseException:
+        store.outbox.settled(stored.message_id)
+        raise
+    try:
+        await announce(deliverer, stored, participants, first)
+    except Exception:
+        # Stored and still pending in the outbox: the relay publishes it. The sender's
+        # request succeeded, so it must not be told otherwise (and retry a stored message).
+        store.outbox.settled(stored.message_id)
+        log.warning("new_message left to the relay", message_id=stored.message_id, exc_info=True)
+        return
+    store.write_behind.record(stored, now)
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A repeat that finished a first attempt which died before its outbox entry."""
+
+    message: Message
+
+
+async def _repeat(
+    store: Store, attempt: Message, own_entry: bool, now: datetime, takeover_after: float
+) -> Message | Takeover:
+    """A send whose messageId is reserved already: the same idempotency key again. The
+    first message, stored; or a Takeover to announce; or SendInProgress."""
+    first = await store.messages.get(attempt.message_id)
+    if first is None:  # pragma: no cover - reservations are never deleted
+        raise SendInProgress
+    if first.message_id != attempt.message_id or await store.messages.is_positioned(first):
+        # Stored (an alias is a message stored before store version 3).
+        return first
+    if not own_entry:
+        # The first send's outbox entry is there: it is in flight, or the relay's.
+        raise SendInProgress
+    if (now - first.created_at).total_seconds() < takeover_after:
+        raise SendInProgress
+    # The first attempt reserved the id and died before its outbox entry was written, so
+    # the relay never hears of it: this retry finishes it, with the first attempt's content.
+    stored = await finish_reservation(store, first, now)
+    if stored is None:
+        raise SendInProgress
+    log.info("repeat took over a reservation left behind", message_id=stored.message_id)
+    return Takeover(stored)
+
+
+async def finish_reservation(store: Store, reserved: Message, now: datetime) -> Message | None:
+    """The reserved message at its position: where its own send put it, or, once that send
+    can no longer take one (its claim deadline is past), at a new position under a fresh
+    stamp. None while that send may still take one. Call inside the conversation's turn."""
+    messages = store.messages
+    conversation_id = reserved.conversation_id
+    hint = await _hint(store, conversation_id)
+    found = await messages.locate(reserved, hint, reserved.created_at - DEFAULT_MARGIN)
+    if found is not None:
+        return found
+    if now - reserved.created_at <= CLAIM_DEADLINE:
+        return None
+    fresh = replace(
+        reserved,
+        seq=messages.expected_seq(conversation_id, await messages.last_seq(conversation_id, hint)),
+        created_at=to_milliseconds(now),
+    )
+    return await messages.settle(reserved, await messages.take_position(fresh))
+
+
+async def _hint(store: Store, conversation_id: str) -> int:
     """Where the conversation's timeline ends, as far as is cheaply known."""
-    hint = store.messages.known_last_seq(message.conversation_id)
+    hint = store.messages.known_last_seq(conversation_id)
     if hint is None:
-        conversation = await store.conversations.get(message.conversation_id)
+        conversation = await store.conversations.get(conversation_id)
         hint = conversation.last_seq if conversation else 0
     return hint

@@ -7,12 +7,12 @@ import structlog
 from chat_core.auth import Authenticator
 from chat_core.clock import isoformat
 from chat_core.events import ConversationAnnounced, ConversationCreated
+from chat_core.limits import KeyedLimiter, Rate
 from chat_core.runtime import Runtime
 from chat_core.store.conversations import Conversation, Conversations
 from chat_core.store.messages import Messages
 from chat_core.store.read_state import ReadStates
 from chat_core.testing import TestSettings
-from messaging.client_ids import ClientIds
 from messaging.config import MessagingSettings
 from messaging.delivery import Delivery, publish
 from messaging.faults import Faults
@@ -22,8 +22,10 @@ from messaging.outbox import Outbox
 from messaging.overload import Admission
 from messaging.sender_reads import SenderReads
 from messaging.sending import Store
+from messaging.socket_sends import SocketSends
 from messaging.throttle import Throttle
 from messaging.worker import Worker
+from messaging.write_behind import WriteBehind
 
 log = structlog.get_logger(__name__)
 
@@ -41,17 +43,8 @@ class Messaging:
     worker: Worker
     faults: Faults
     admission: Admission
-
-    @property
-    def store(self) -> Store:
-        return Store(
-            members=self.members,
-            conversations=self.conversations,
-            messages=self.messages,
-            sender_reads=SenderReads.for_broker(self.read_states, self.runtime.broker),
-            outbox=self.outbox,
-            client_ids=ClientIds(self.runtime.db),
-        )
+    # One per process, so that concurrent sends batch (group commit, write-behind).
+    store: Store
 
     @property
     def reader(self) -> Reader:
@@ -66,12 +59,31 @@ class Messaging:
         messages = Messages(db)
         read_states = ReadStates(db)
         members = Members(conversations.get, settings.members_cache_size)
+        outbox = Outbox(db)
+        store = Store(
+            members=members,
+            conversations=conversations,
+            messages=messages,
+            outbox=outbox,
+            write_behind=WriteBehind(
+                conversations, SenderReads.for_broker(read_states, runtime.broker), outbox
+            ),
+        )
+        faults = Faults.of(TestSettings())
         worker = Worker(
             deliverer=runtime.broker,
             members=members,
             messages=messages,
             read_states=read_states,
             throttle=Throttle(settings.typing_throttle_seconds),
+            sends=SocketSends(
+                store=store,
+                deliverer=runtime.broker,
+                faults=faults,
+                limiter=KeyedLimiter(Rate(settings.send_rate_per_second, settings.send_burst)),
+                max_content_chars=settings.max_content_chars,
+                takeover_after=settings.send_takeover_seconds,
+            ),
         )
         return cls(
             settings=settings,
@@ -79,12 +91,13 @@ class Messaging:
             authenticator=authenticator,
             conversations=conversations,
             messages=messages,
-            outbox=Outbox(db),
+            outbox=outbox,
             read_states=read_states,
             members=members,
             worker=worker,
-            faults=Faults.of(TestSettings()),
+            faults=faults,
             admission=Admission(settings.max_concurrent_sends, settings.send_queue_timeout_seconds),
+            store=store,
         )
 
     async def welcome(self, conversation: Conversation) -> None:

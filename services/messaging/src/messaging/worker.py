@@ -1,5 +1,5 @@
-"""The broker consumers: client typing and message_read events from the edges, and the
-read-position moves of senders (SenderRead).
+"""The broker consumers: client typing, message_read and send_message events from the
+edges, and the read-position moves of senders (SendersRead).
 
 Handlers stay thin: decode (done by the acking consumer), domain function, publish. The
 consumer acks after the handler returns, so after any database write; a handler that raises
@@ -11,27 +11,30 @@ from typing import TypeVar
 
 import structlog
 
-from chat_core.broker import MESSAGING, TYPING, Broker
+from chat_core.broker import MESSAGING, SENDS, TYPING, Broker
 from chat_core.clock import utcnow
 from chat_core.events import (
     ClientEvent,
     ClientMessageRead,
+    ClientSendMessage,
     ClientTyping,
     InboundEvent,
     SenderRead,
+    SendersRead,
     inbound_event_adapter,
 )
 from chat_core.store.messages import Messages
-from chat_core.store.read_state import ReadStates
+from chat_core.store.read_state import ReadMove, ReadStates
 from messaging.delivery import Deliverer, publish
 from messaging.members import Members
 from messaging.receipts import on_message_read
+from messaging.socket_sends import SocketSends
 from messaging.throttle import Throttle
 from messaging.typing_indicators import on_typing
 
 log = structlog.get_logger(__name__)
 
-F = TypeVar("F", ClientTyping, ClientMessageRead)
+F = TypeVar("F", ClientTyping, ClientMessageRead, ClientSendMessage)
 
 
 class UnexpectedEnvelope(ValueError):
@@ -51,10 +54,16 @@ class Worker:
     messages: Messages
     read_states: ReadStates
     throttle: Throttle
+    sends: SocketSends
 
     async def start(self, broker: Broker, prefetch: int) -> None:
         await broker.consume(TYPING, inbound_event_adapter, self.handle_typing, prefetch=prefetch)
         await broker.consume(MESSAGING, inbound_event_adapter, self.handle_read, prefetch=prefetch)
+        await broker.consume(SENDS, inbound_event_adapter, self.handle_send, prefetch=prefetch)
+
+    async def handle_send(self, envelope: InboundEvent) -> None:
+        event, frame = _client_frame(envelope, ClientSendMessage)
+        await self.sends.handle(event, frame)
 
     async def handle_typing(self, envelope: InboundEvent) -> None:
         event, frame = _client_frame(envelope, ClientTyping)
@@ -70,8 +79,14 @@ class Worker:
     async def handle_read(self, envelope: InboundEvent) -> None:
         """The read positions of the users whose events this queue (or partition) carries:
         their `message_read`s, and the moves their own sends make (SenderRead)."""
-        if isinstance(envelope, SenderRead):
-            # Forward only, and no receipt relayed: the sender's devices have their message.
+        if isinstance(envelope, SendersRead):
+            # Forward only, and no receipt relayed: the senders' devices have their messages.
+            await self.read_states.advance_many(
+                ReadMove(m.conversation_id, m.user_id, m.seq, m.message_id, m.at)
+                for m in envelope.moves
+            )
+            return
+        if isinstance(envelope, SenderRead):  # a single move, from a release before batches
             await self.read_states.advance(
                 envelope.conversation_id,
                 envelope.user_id,

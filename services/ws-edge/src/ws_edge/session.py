@@ -59,7 +59,10 @@ async def run_session(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
 async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> None:
     try:
         user_id = await admit(
-            edge.authenticator, edge.runtime.db, socket.query_params.get("token"), path_user_id
+            edge.authenticator,
+            edge.runtime.accounts,
+            socket.query_params.get("token"),
+            path_user_id,
         )
     except Refusal as refusal:
         log.info("connection refused", code=refusal.close_code, reason=refusal.reason)
@@ -178,7 +181,10 @@ async def _handle(edge: Edge, connection: Connection, frame: ClientFrame) -> Non
         metrics.FRAMES_IN.labels(frame.event, "publish_failed").inc()
         log.warning("publish failed", kind=envelope.event, exc_info=True)
         if not isinstance(frame, ClientHeartbeat):
-            refused = ErrorFrame(message=f"{frame.event} not accepted: service unavailable, retry")
+            refused = ErrorFrame(
+                message=f"{frame.event} not accepted: service unavailable, retry",
+                client_message_id=getattr(frame, "client_message_id", None),
+            )
             await _send_error(connection, refused)
         return
     metrics.FRAMES_IN.labels(frame.event, "published").inc()

@@ -1,21 +1,21 @@
 """Conversations: who is in them (fixed at creation) and where their timeline ends.
 
 `conversations`, `_id` = conversation id. `lastSeq`, `lastMessage` and `lastActivityAt` are
-kept by each send so a chat list is one batch of `_id` lookups. They are a hint that may
-lag (a send in flight, or one that died before this write): readers confirm `lastSeq` with
-one timeline lookup past it (Messages.last_seq).
+written behind the sends (in batches), so a chat list is one batch of `_id` lookups. They
+are a hint that may lag (sends in flight or not yet written behind, or one that died before
+this write): readers confirm `lastSeq` with one timeline lookup past it (Messages.last_seq).
 """
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from pymongo import UpdateOne
+
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Collection, Database, Document, IdLookups
-from chat_core.group_commit import GroupCommit
-from chat_core.keyed_lock import KeyedLock
 from chat_core.store.messages import Message, Messages
 
 _REMEMBERED = 100_000
@@ -62,8 +62,7 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self._collection: Collection = db.conversations
         self.index = ConversationIndex(db)
-        self._advances = KeyedLock()
-        self._hints = GroupCommit(self._collection)
+        self._advancing = asyncio.Lock()
         self._advanced: OrderedDict[str, int] = OrderedDict()
         self._lookups = IdLookups(self._collection)
 
@@ -83,29 +82,46 @@ class Conversations:
         return [Conversation.from_document(found[cid]) for cid in ids if cid in found]
 
     async def advance(self, message: Message) -> None:
-        """Record `message` as the conversation's last unless a later one already is: one
-        `_id` write, no read.
+        """`advance_many` of one message."""
+        await self.advance_many([message])
 
-        This process remembers how far it advanced each conversation, so its own sends never
-        move the hint back. Another process may (its write landing after a later one), which
-        readers repair with one timeline lookup (`confirmed`): the hint is never trusted alone.
+    async def advance_many(self, messages: Iterable[Message]) -> None:
+        """Record each conversation's latest of `messages` as its last unless a later one
+        already is: one bulk write of `_id` updates for all of them, no read.
+
+        This process remembers how far it advanced each conversation and writes one batch at
+        a time, so its own sends never move a hint back. Another process may (its write
+        landing after a later one), which readers repair with one timeline lookup
+        (`all_confirmed`): the hint is never trusted alone.
         """
-        cid = message.conversation_id
-        async with self._advances(cid):
-            if self._advanced.get(cid, 0) >= message.seq:
+        latest: dict[str, Message] = {}
+        for message in messages:
+            known = latest.get(message.conversation_id)
+            if known is None or known.seq < message.seq:
+                latest[message.conversation_id] = message
+        async with self._advancing:
+            due = [m for m in latest.values() if self._advanced.get(m.conversation_id, 0) < m.seq]
+            if not due:
                 return
-            await self._hints.update(
-                {"_id": cid},
-                {
-                    "$set": {
-                        "lastSeq": message.seq,
-                        "lastMessage": message.to_document(),
-                        "lastActivityAt": message.created_at,
-                    }
-                },
+            await self._collection.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": m.conversation_id},
+                        {
+                            "$set": {
+                                "lastSeq": m.seq,
+                                "lastMessage": m.to_document(),
+                                "lastActivityAt": m.created_at,
+                            }
+                        },
+                    )
+                    for m in due
+                ],
+                ordered=False,
             )
-            self._advanced[cid] = message.seq
-            self._advanced.move_to_end(cid)
+            for m in due:
+                self._advanced[m.conversation_id] = m.seq
+                self._advanced.move_to_end(m.conversation_id)
             while len(self._advanced) > _REMEMBERED:
                 self._advanced.popitem(last=False)
 

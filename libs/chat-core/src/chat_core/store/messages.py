@@ -9,23 +9,36 @@ MongoDB and FerretDB both make atomic (FerretDB's updates are read-then-write, e
 every lower one is known to be taken: no holes. A position whose message lost a race for
 its id (the relay and a slow request storing the same message) becomes a tombstone, which
 readers return as such, so a client that sees N+2 after N knows N+1 is not lost.
+
+A send writes its by-id document first, with the seq it expects to take (`reserve`): a
+messageId derived from the sender's idempotency key makes that insert the key's claim too.
+Then it takes the position (`take_position`), and only if the position it got differs from
+the expected one (another process appended meanwhile) is the by-id document corrected. So a
+by-id document is authoritative once its position holds it (`is_positioned`); until then it
+is a reservation that only its sender's retries and the relay look at.
 """
 
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.clock import isoformat, to_milliseconds
-from chat_core.db import Collection, Database, Document, IdLookups
+from chat_core.db import Collection, Database, Document, DocumentWrites, IdLookups
 from chat_core.events import MessageType, NewMessage
 from chat_core.group_commit import GroupCommit
 from chat_core.keyed_lock import KeyedLock
 
 _KNOWN_LAST_SEQS = 100_000
+# A by-id document of store version 3 standing for a message stored before it, under the id
+# that message's idempotency key derives to now (migrate.py): `{_id, aliasOf: messageId}`.
+ALIAS_OF = "aliasOf"
+# Set on a by-id document by `settle`: its seq is final, whoever else positioned the message.
+SETTLED = "settled"
 
 
 @dataclass(frozen=True)
@@ -133,10 +146,14 @@ class Messages:
         self._claims = KeyedLock()
         self._last_seqs: OrderedDict[str, int] = OrderedDict()
         self._positions = IdLookups(self._timeline)
+        self._by_id_writes = DocumentWrites(self._by_id)
 
     async def get(self, message_id: str) -> Message | None:
-        """One `_id` lookup."""
+        """One `_id` lookup (two for a message stored before store version 3 and found by
+        the id its idempotency key now derives: an alias)."""
         doc = await self._by_id.find_one({"_id": message_id})
+        if doc is not None and ALIAS_OF in doc:
+            doc = await self._by_id.find_one({"_id": doc[ALIAS_OF]})
         return Message.from_document(doc) if doc else None
 
     async def at(self, conversation_id: str, seq: int) -> Entry | None:
@@ -187,53 +204,117 @@ class Messages:
             self._remember(cid, found[cid])
         return found
 
+    def turn(self, conversation_id: str) -> AbstractAsyncContextManager[None]:
+        """Appends to one conversation go one at a time within a process (a seq is only
+        tried once the one below it is taken); other processes are kept apart by `_id`."""
+        return self._claims(conversation_id)
+
+    def expected_seq(self, conversation_id: str, hint: int) -> int:
+        """The position the next append here should take, as far as this process knows;
+        call inside the conversation's `turn`."""
+        return max(hint, self._last_seqs.get(conversation_id, 0)) + 1
+
+    async def reserve(self, message: Message) -> None:
+        """Insert the by-id document of a message about to take `message.seq`: the claim of
+        its messageId. One insert (batched with concurrent ones); raises DuplicateKeyError
+        when the id is claimed already (a repeat of the same idempotency key)."""
+        await self._by_id_inserts.insert(message.to_document())
+
+    async def take_position(self, message: Message) -> Message:
+        """Insert the timeline document at `message.seq`, or at the next free position past
+        it when another writer got there first; returns the message with the seq it got.
+        Call inside the conversation's `turn`. Cost: one insert, more only on contention."""
+        conversation_id = message.conversation_id
+        seq = message.seq
+        while True:
+            positioned = replace(message, seq=seq)
+            try:
+                await self._timeline_inserts.insert(positioned.timeline_document())
+                break
+            except DuplicateKeyError:
+                holder = await self.at(conversation_id, seq)
+                # An earlier attempt of this very insert may have committed before its reply
+                # was lost: that position is already ours.
+                if isinstance(holder, Message) and holder.message_id == message.message_id:
+                    break
+                seq = await self.last_seq(conversation_id, seq) + 1
+        self._remember(conversation_id, seq)
+        return positioned
+
+    async def settle(self, reserved: Message, positioned: Message) -> Message:
+        """Make the by-id document of `reserved` name the position taken for it, once: the
+        first writer to settle a reservation wins, and a later one's position becomes a
+        tombstone. Returns the message as stored. One conditional `_id` write, and a
+        replace and a lookup for the loser.
+
+        Needed whenever a position may not be the one reserved, or another writer may have
+        positioned the message too: a send that moved past its expected seq or ran past its
+        claim deadline, the relay, a takeover. A send positioned at its reserved seq within
+        the deadline needs none (nobody else positions a message before that deadline).
+        """
+        won = await self._by_id_writes.update_if(
+            reserved.message_id,
+            {"seq": reserved.seq, SETTLED: {"$exists": False}},
+            lambda doc: doc.get("seq") == reserved.seq and SETTLED not in doc,
+            {"$set": {"seq": positioned.seq, "createdAt": positioned.created_at, SETTLED: True}},
+        )
+        if won:
+            return positioned
+        first = await self.get(reserved.message_id)
+        if first is not None and first.seq == positioned.seq:
+            return positioned  # settled here already (a retried write whose reply was lost)
+        await self._timeline.replace_one(
+            {"_id": timeline_id(positioned.conversation_id, positioned.seq)},
+            Tombstone(
+                positioned.conversation_id, positioned.seq, positioned.created_at
+            ).to_document(),
+        )
+        return first or positioned
+
+    async def is_positioned(self, message: Message) -> bool:
+        """Whether the position the by-id document names holds this message: one lookup."""
+        entry = await self.at(message.conversation_id, message.seq)
+        return isinstance(entry, Message) and entry.message_id == message.message_id
+
+    async def locate(self, reserved: Message, hint: int, not_before: datetime) -> Message | None:
+        """Where a reserved message was positioned, if anywhere: at its reserved seq (one
+        lookup), or, for a send that died before settling, back from the timeline's end (found
+        from `hint`, a taken position) to positions stamped before `not_before` (a few
+        lookups). Relay and takeover only."""
+        if await self.is_positioned(reserved):
+            return reserved
+        last = await self.last_seq(reserved.conversation_id, hint)
+        found = await self.find_claim(
+            reserved.conversation_id, reserved.message_id, last, not_before
+        )
+        return await self.settle(reserved, found) if found is not None else None
+
     def known_last_seq(self, conversation_id: str) -> int | None:
         """The highest position this process has seen taken, if it has seen one."""
         return self._last_seqs.get(conversation_id)
 
     async def append(self, message: Message, hint: int) -> tuple[Message, bool]:
-        """`claim` then `index`: the message as stored, and whether it is this one."""
-        return await self.index(await self.claim(message, hint))
-
-    async def claim(self, message: Message, hint: int) -> Message:
-        """Store `message` at the next free position of its conversation (`message.seq` is
-        ignored) and return it with its seq. Cost: one insert per position tried, usually one.
-        """
+        """Store `message` (its id reserved, positioned at the next free seq, settled): the
+        message as stored, and whether it is this one (False: its id was stored already)."""
         conversation_id = message.conversation_id
-        async with self._claims(conversation_id):
-            seq = max(hint, self._last_seqs.get(conversation_id, 0)) + 1
-            stamp = to_milliseconds(message.created_at)
-            while True:
-                claimed = replace(message, seq=seq, created_at=stamp)
-                try:
-                    await self._timeline_inserts.insert(claimed.timeline_document())
-                    break
-                except DuplicateKeyError:
-                    holder = await self.at(conversation_id, seq)
-                    # An earlier attempt of this very insert may have committed before its
-                    # reply was lost: that position is already ours.
-                    if isinstance(holder, Message) and holder.message_id == message.message_id:
-                        break
-                    seq += 1
-            self._remember(conversation_id, seq)
-        return claimed
-
-    async def index(self, claimed: Message) -> tuple[Message, bool]:
-        """Make a claimed message findable by id. Returns it and True, or, when another
-        writer stored the same message id first (at another position), that one and False,
-        leaving a tombstone at this position. One insert (and a lookup on a race)."""
-        try:
-            await self._by_id_inserts.insert(claimed.to_document())
-        except DuplicateKeyError:
-            first = await self.get(claimed.message_id)
-            if first is None or first.seq == claimed.seq:
-                return first or claimed, True
-            await self._timeline.replace_one(
-                {"_id": timeline_id(claimed.conversation_id, claimed.seq)},
-                Tombstone(claimed.conversation_id, claimed.seq, claimed.created_at).to_document(),
+        async with self.turn(conversation_id):
+            expected = replace(
+                message,
+                seq=self.expected_seq(conversation_id, hint),
+                created_at=to_milliseconds(message.created_at),
             )
-            return first, False
-        return claimed, True
+            try:
+                await self.reserve(expected)
+            except DuplicateKeyError:
+                first = await self.get(message.message_id)
+                if first is None:  # pragma: no cover - reservations are never deleted
+                    raise
+                return first, False
+            positioned = await self.take_position(expected)
+            if positioned.seq == expected.seq:
+                return positioned, True
+            stored = await self.settle(expected, positioned)
+            return stored, stored.seq == positioned.seq
 
     async def find_claim(
         self, conversation_id: str, message_id: str, last: int, not_before: datetime

@@ -1,4 +1,9 @@
-"""Store version 1 -> 2: give every stored message its seq, in message-id (creation) order.
+"""Store versions 1 -> 2 -> 3.
+
+Version 2 gives every stored message its seq, in message-id (creation) order. Version 3
+finds a message by the id its idempotency key derives to (`chat_core.ids.message_id_for`):
+for each message stored under another id, an alias `{_id: derived, aliasOf: messageId}` in
+`messages`, so a retry of a send from before the upgrade still answers the first message.
 
 Version 1 kept messages by id only, read positions as message ids, and a `memberships`
 collection nobody read. Idempotent and resumable: every write is an insert that tolerates
@@ -14,20 +19,33 @@ from collections.abc import Callable
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.db import Database
+from chat_core.ids import message_id_for
 from chat_core.store import schema
-from chat_core.store.messages import Message, Messages
+from chat_core.store.messages import ALIAS_OF, Message, Messages
 
 _DONE = "seqVersion"
+_SEQ_VERSION = 2
 Progress = Callable[[str], None]
 
 
 async def migrate(db: Database, progress: Progress) -> dict[str, int]:
     version = await schema.stored_version(db)
+    counts = {"conversations": 0, "messages": 0, "readPositions": 0, "aliases": 0}
     if version == schema.CURRENT_VERSION:
-        progress("already at store version 2; nothing to do")
-        return {"conversations": 0, "messages": 0, "readPositions": 0}
+        progress(f"already at store version {schema.CURRENT_VERSION}; nothing to do")
+        return counts
     if version is not None and version > schema.CURRENT_VERSION:
         raise schema.SchemaMismatch(f"store version {version} is newer than this release")
+    if version is None or version < 2:
+        counts.update(await _to_version_2(db, progress))
+    counts["aliases"] = await _aliases(db)
+    progress(f"aliases for idempotency keys: {counts['aliases']}")
+    await schema.stamp(db)
+    progress(f"stamped store version {schema.CURRENT_VERSION}")
+    return counts
+
+
+async def _to_version_2(db: Database, progress: Progress) -> dict[str, int]:
     ids_by_conversation: dict[str, list[str]] = defaultdict(list)
     async for doc in db.messages.find({}, {"conversationId": 1}):
         ids_by_conversation[doc["conversationId"]].append(doc["_id"])
@@ -36,7 +54,7 @@ async def migrate(db: Database, progress: Progress) -> dict[str, int]:
     progress(f"{len(conversations)} conversations, {total} messages")
     counts = {"conversations": 0, "messages": 0, "readPositions": 0}
     for index, conversation in enumerate(conversations, 1):
-        if conversation.get(_DONE) == schema.CURRENT_VERSION:
+        if conversation.get(_DONE) == _SEQ_VERSION:
             continue
         placed = await _place(
             db, conversation["_id"], sorted(ids_by_conversation[conversation["_id"]])
@@ -51,9 +69,28 @@ async def migrate(db: Database, progress: Progress) -> dict[str, int]:
     for name in ("history", "idempotent_send"):
         if name in {index["name"] async for index in await db.messages.list_indexes()}:
             await db.messages.drop_index(name)
-    await schema.stamp(db)
+    await schema.stamp(db, _SEQ_VERSION)
     progress("stamped store version 2")
     return counts
+
+
+async def _aliases(db: Database) -> int:
+    """One alias per key claimed in version 2's `client_ids` whose message id differs from
+    the id the key derives to; inserts that tolerate an earlier, interrupted run."""
+    made = 0
+    async for claim in db.client_ids.find({}):
+        doc = await db.messages.find_one({"_id": claim["messageId"]})
+        if doc is None or ALIAS_OF in doc or not doc.get("clientMessageId"):
+            continue
+        derived = message_id_for(doc["conversationId"], doc["senderId"], doc["clientMessageId"])
+        if derived == doc["_id"]:
+            continue
+        try:
+            await db.messages.insert_one({"_id": derived, ALIAS_OF: doc["_id"]})
+        except DuplicateKeyError:
+            continue
+        made += 1
+    return made
 
 
 async def _place(db: Database, conversation_id: str, message_ids: list[str]) -> int:
@@ -78,7 +115,7 @@ async def _place(db: Database, conversation_id: str, message_ids: list[str]) -> 
             except DuplicateKeyError:
                 pass
         last = message
-    update: dict[str, object] = {_DONE: schema.CURRENT_VERSION, "lastSeq": len(message_ids)}
+    update: dict[str, object] = {_DONE: _SEQ_VERSION, "lastSeq": len(message_ids)}
     if last is not None:
         update["lastMessage"] = last.to_document()
         update["lastActivityAt"] = last.created_at

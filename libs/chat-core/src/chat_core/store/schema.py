@@ -1,14 +1,16 @@
 """Which shape of data a database holds, so a service never runs on data it misreads.
 
 `meta`, `_id` "schema": {version}. Version 2 is the seq-ordered store (timeline, messages by
-id, read positions by seq). An empty database is stamped current at start; one written by
-version 1 (no stamp, but conversations) must be migrated first: `chat-admin migrate`.
+id, read positions by seq); version 3 derives a message's id from its idempotency key, so
+the key's claim and the by-id copy are one document (aliases keep version 2's keys). An
+empty database is stamped current at start; one written by an earlier version (version 1:
+no stamp, but conversations) must be migrated first: `chat-admin migrate`.
 """
 
 from chat_core.clock import utcnow
 from chat_core.db import Database, upsert_by_id
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 _SCHEMA = "schema"
 
 
