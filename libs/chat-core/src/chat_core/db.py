@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
 
-from chat_core.metrics import CommandTimer
+from chat_core.metrics import timed_db
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,6 @@ def connect(url: str) -> AsyncMongoClient[Document]:
         serverSelectionTimeoutMS=5_000,
         connectTimeoutMS=5_000,
         appname="chat",
-        event_listeners=[CommandTimer()],
     )
 
 
@@ -164,7 +163,8 @@ class IdLookups:
 
     async def one(self, doc_id: str, projection: Document | None = None) -> Document | None:
         async with self._gate:
-            return await self._collection.find_one({"_id": doc_id}, projection)
+            with timed_db("find"):
+                return await self._collection.find_one({"_id": doc_id}, projection)
 
     async def many(
         self, ids: Iterable[str], projection: Document | None = None
@@ -185,8 +185,9 @@ class IdLookups:
 
     async def _in(self, ids: list[str], projection: Document | None) -> list[Document]:
         async with self._gate:
-            cursor = self._collection.find({"_id": {"$in": ids}}, projection)
-            return await cursor.to_list(None)
+            with timed_db("find"):
+                cursor = self._collection.find({"_id": {"$in": ids}}, projection)
+                return await cursor.to_list(None)
 
 
 class DocumentWrites:

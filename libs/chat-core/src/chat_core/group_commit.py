@@ -23,6 +23,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from chat_core.db import Collection, Document
+from chat_core.metrics import timed_db
 
 DUPLICATE_KEY = 11000
 
@@ -38,7 +39,10 @@ class _Pending:
 class _Batches:
     """One kind of write: waits while a command is in flight, then goes as the next one."""
 
-    def __init__(self, command: Callable[[list[Any]], Awaitable[Any]], max_batch: int) -> None:
+    def __init__(
+        self, name: str, command: Callable[[list[Any]], Awaitable[Any]], max_batch: int
+    ) -> None:
+        self._name = name
         self._command = command
         self._max_batch = max_batch
         self._waiting: list[_Pending] = []
@@ -67,7 +71,8 @@ class _Batches:
     async def _write(self, batch: list[_Pending]) -> None:
         failures: dict[int, Exception] = {}
         try:
-            await self._command([p.operation for p in batch])
+            with timed_db(self._name):
+                await self._command([p.operation for p in batch])
         except BulkWriteError as error:
             for detail in error.details.get("writeErrors", []):
                 kind = DuplicateKeyError if detail.get("code") == DUPLICATE_KEY else WriteError
@@ -98,10 +103,10 @@ class GroupCommit:
 
     def __init__(self, collection: Collection, *, max_batch: int = 200) -> None:
         self._inserts = _Batches(
-            lambda documents: collection.insert_many(documents, ordered=False), max_batch
+            "insert", lambda documents: collection.insert_many(documents, ordered=False), max_batch
         )
         self._updates = _Batches(
-            lambda updates: collection.bulk_write(updates, ordered=False), max_batch
+            "update", lambda updates: collection.bulk_write(updates, ordered=False), max_batch
         )
 
     async def insert(self, document: Document) -> None:

@@ -2,10 +2,13 @@
 
 from chat_core.clock import utcnow
 from chat_core.db import Database
+from chat_core.metrics import timed_db
 
 
 async def is_disabled(db: Database, user_id: str) -> bool:
-    doc = await db.users.find_one({"_id": user_id}, {"disabled": 1})
+    """One `_id` lookup."""
+    with timed_db("find"):
+        doc = await db.users.find_one({"_id": user_id}, {"disabled": 1})
     return bool(doc and doc.get("disabled"))
 
 

@@ -77,12 +77,10 @@ class Outbox:
         if not self._published:
             return
         batch = list(self._published)
+        # They leave `_published` only once deleted: until then this process's relay must
+        # keep skipping them.
+        await self._collection.delete_many({"_id": {"$in": batch}})
         self._published.difference_update(batch)
-        try:
-            await self._collection.delete_many({"_id": {"$in": batch}})
-        except Exception:
-            self._published.update(batch)
-            raise
 
     async def written_before(self, moment: datetime) -> list[PendingMessage]:
         cursor = self._collection.find({"createdAt": {"$lt": moment}}).sort("createdAt", 1)

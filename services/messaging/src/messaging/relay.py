@@ -65,6 +65,10 @@ async def _reservation(store: Store, pending: PendingMessage) -> Message:
 async def _finish(
     store: Store, deliverer: Deliverer, pending: PendingMessage, now: datetime
 ) -> bool:
+    if await store.outbox.get(pending.message.message_id) is None:
+        # Its send finished and removed the entry after this round read the outbox:
+        # relaying it now would announce it twice (the duplicate seen once in the happy path).
+        return False
     reserved = await _reservation(store, pending)
     async with store.messages.turn(reserved.conversation_id):
         message = await finish_reservation(store, reserved, now)
