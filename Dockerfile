@@ -58,10 +58,13 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM venv-${BENCH} AS venv
 
 FROM ${PYTHON_IMAGE} AS runtime
+# Firebase auth unless told otherwise: the image listens on every interface, and a service
+# there refuses dev auth (the phone number as the credential) without
+# ALLOW_DEV_AUTH_ON_NETWORK=true. Without FIREBASE_PROJECT_ID it does not start at all.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH="/app/.venv/bin:$PATH" \
-    AUTH_MODE=dev \
+    AUTH_MODE=firebase \
     LOG_FORMAT=json \
     HOST=0.0.0.0
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat

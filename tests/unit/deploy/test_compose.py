@@ -105,3 +105,10 @@ def test_haproxy_accepts_its_configuration() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_does_not_default_to_dev_auth(compose: dict[str, Any]) -> None:
+    for name in SCALED:
+        environment = compose["services"][name]["environment"]
+        assert environment["AUTH_MODE"] == "${AUTH_MODE:-firebase}", name
+        assert environment["ALLOW_DEV_AUTH_ON_NETWORK"] == "${ALLOW_DEV_AUTH_ON_NETWORK:-false}"

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import ipaddress
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp
 
 from chat_core import cli
 from chat_core.metrics import metrics_endpoint
-from chat_core.settings import ServiceSettings
+from chat_core.settings import AuthMode, ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,44 @@ def parse_address(
     parser.add_argument("--host", default=None, help="interface to bind (default: settings HOST)")
     parser.add_argument("--port", type=int, default=default_port)
     return parser.parse_args()
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback one. A name that does not resolve,
+    or "" / 0.0.0.0 / :: (every interface), is not: the check fails closed."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def listen_host(prog: str, requested: str | None, settings: ServiceSettings) -> str:
+    """The interface to bind (--host, else HOST); exits with a message instead when dev auth,
+    where the phone number is the whole credential, would face a network."""
+    host = requested or settings.host
+    if (
+        settings.auth_mode is AuthMode.DEV
+        and not settings.allow_dev_auth_on_network
+        and not is_loopback(host)
+    ):
+        sys.exit(
+            f"{prog}: refusing to listen on {host!r} with AUTH_MODE=dev: dev auth lets anyone "
+            "sign in as any phone number, so it serves loopback only. Use AUTH_MODE=firebase "
+            "(docs/deployment.md), listen on 127.0.0.1, or, on a closed network only, set "
+            "ALLOW_DEV_AUTH_ON_NETWORK=true."
+        )
+    if settings.auth_mode is AuthMode.DEV and not is_loopback(host):
+        log.warning(
+            "AUTH_MODE=dev on a network interface (ALLOW_DEV_AUTH_ON_NETWORK=true): anyone who "
+            "can reach it can sign in as any phone number",
+            host=host,
+        )
+    return host
 
 
 class _Server(uvicorn.Server):

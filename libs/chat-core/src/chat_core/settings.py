@@ -62,6 +62,14 @@ class ServiceSettings(BaseSettings):
     # dev: the token is the user's +84 mobile number. firebase: a Firebase ID token, verified
     # (signature, audience, issuer, expiry); the user id is its uid.
     auth_mode: AuthMode = AuthMode.DEV
+    allow_dev_auth_on_network: bool = Field(
+        default=False,
+        description=(
+            "Dev auth lets anyone sign in as any phone number, so a service in AUTH_MODE=dev "
+            "refuses to listen on anything but loopback; true lets it (a demo on a closed "
+            "network, compose's quick start), never in production."
+        ),
+    )
     # The Firebase project whose ID tokens are accepted (their `aud`); required in firebase mode.
     firebase_project_id: str | None = None
     # A service-account JSON file; optional, verifying ID tokens needs only the project id.

@@ -19,7 +19,7 @@ from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import health_router, listen_host, parse_address, serve
 from messaging import api
 from messaging.config import MessagingSettings
 from messaging.outbox_watch import sample_outbox
@@ -128,4 +128,5 @@ def main() -> None:
     args = parse_address("chat messaging service", 8001, MessagingSettings, "messaging")
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
-    serve(create_app(settings), args.host or settings.host, args.port)
+    host = listen_host("messaging", args.host, settings)
+    serve(create_app(settings), host, args.port)

@@ -15,7 +15,7 @@ from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import health_router, listen_host, parse_address, serve
 from presence.config import PresenceSettings
 from presence.consumer import presence_handler
 from presence.routes import router
@@ -73,4 +73,5 @@ def main() -> None:
     args = parse_address("chat presence service", 8002, PresenceSettings, "presence")
     settings = PresenceSettings()
     configure_logging("presence", settings.log_level, settings.log_format)
-    serve(create_app(settings), args.host or settings.host, args.port)
+    host = listen_host("presence", args.host, settings)
+    serve(create_app(settings), host, args.port)

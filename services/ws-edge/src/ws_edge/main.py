@@ -16,7 +16,7 @@ from chat_core.close_codes import CloseCode
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import health_router, listen_host, parse_address, serve
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
@@ -119,10 +119,11 @@ def main() -> None:
     args = parse_address("chat WebSocket edge", 8000, EdgeSettings, "ws-edge")
     settings = EdgeSettings()
     configure_logging("ws-edge", settings.log_level, settings.log_format)
+    host = listen_host("ws-edge", args.host, settings)
     app = create_app(settings)
     serve(
         app,
-        args.host or settings.host,
+        host,
         args.port,
         before_exit=app.drain,
         ws="websockets-sansio",
