@@ -17,6 +17,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from chat_core.internal import haproxy_deny_rule
+
 REPO = Path(__file__).resolve().parents[3]
 SCALED = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
 
@@ -93,6 +95,25 @@ def test_files_the_compose_file_mounts_exist(compose: dict[str, Any]) -> None:
     prometheus = load_yaml(REPO / "deploy/prometheus.yml")
     jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
     assert set(SCALED) <= jobs
+
+
+def test_internal_endpoints_are_scraped_on_the_admin_port_and_refused_publicly(
+    compose: dict[str, Any],
+) -> None:
+    admin_port = int(compose["services"]["ws-edge"]["environment"]["ADMIN_PORT"])
+    assert admin_port not in SCALED.values()
+    prometheus = load_yaml(REPO / "deploy/prometheus.yml")
+    for job in prometheus["scrape_configs"]:
+        if job["job_name"] in SCALED:
+            assert [sd["port"] for sd in job["dns_sd_configs"]] == [admin_port], job["job_name"]
+    published = {
+        m.rsplit(":", 1)[-1] for s in compose["services"].values() for m in s.get("ports", [])
+    }
+    assert str(admin_port) not in published
+    config = (REPO / "deploy/haproxy.cfg").read_text()
+    for name in ("edge", "messaging", "presence"):
+        frontend = re.split(rf"^frontend {name}$", config, flags=re.M)[1].split("\nfrontend ")[0]
+        assert haproxy_deny_rule() in frontend, name
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed here")

@@ -1,4 +1,5 @@
-"""Running a service's ASGI app, and the /healthz, /readyz and /metrics routes they all serve."""
+"""Running a service's ASGI app (and its internal listener), and the /healthz and /readyz
+routes they all serve."""
 
 import argparse
 import asyncio
@@ -6,18 +7,18 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import structlog
 import uvicorn
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic_settings import BaseSettings
 from starlette.types import ASGIApp
 
 from chat_core import cli
-from chat_core.metrics import metrics_endpoint
 from chat_core.settings import AuthMode, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -48,7 +49,6 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
             status_code=200 if ready else 503,
         )
 
-    router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     return router
 
 
@@ -104,20 +104,64 @@ def listen_host(prog: str, requested: str | None, settings: ServiceSettings) -> 
     return host
 
 
+@dataclass(frozen=True)
+class InternalListener:
+    """Where the internal endpoints are served when ADMIN_PORT is set (chat_core.internal)."""
+
+    app: ASGIApp
+    host: str
+    port: int
+
+
+def internal_listener(
+    app: FastAPI, settings: ServiceSettings, service_host: str
+) -> InternalListener | None:
+    internal: ASGIApp | None = getattr(app.state, "internal_app", None)
+    if internal is None or settings.admin_port is None:
+        return None
+    return InternalListener(internal, settings.admin_host or service_host, settings.admin_port)
+
+
 class _Server(uvicorn.Server):
     """uvicorn, except that the first SIGTERM or SIGINT runs `before_exit` (an edge's drain)
     while still listening, and only then starts uvicorn's shutdown (listener closed, in-flight
-    requests finished, lifespan shutdown). A second signal stops at once."""
+    requests finished, lifespan shutdown). A second signal stops at once.
 
-    def __init__(self, config: uvicorn.Config, before_exit: BeforeExit | None) -> None:
+    With an internal listener, that second uvicorn server shares this one's loop and signal
+    handling: bound before the lifespan starts (a taken port fails fast), closed last (so
+    /metrics is scraped through the drain)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        before_exit: BeforeExit | None,
+        internal: uvicorn.Server | None = None,
+    ) -> None:
         super().__init__(config)
         self._before_exit = before_exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exiting: asyncio.Task[None] | None = None
+        self._internal = internal
+        self._internal_ticks: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._internal is not None:
+            internal = self._internal
+            internal.config.load()
+            # What uvicorn.Server.serve does before startup; serve itself would take over
+            # the signal handlers.
+            internal.lifespan = internal.config.lifespan_class(internal.config)
+            await internal.startup()
+            self._internal_ticks = asyncio.create_task(internal.main_loop())
         await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self._internal is not None and self._internal_ticks is not None:
+            self._internal.should_exit = True
+            await self._internal_ticks
+            await self._internal.shutdown()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._before_exit is None or self._loop is None or self._exiting is not None:
@@ -145,11 +189,13 @@ def serve(
     port: int,
     *,
     before_exit: BeforeExit | None = None,
+    internal: InternalListener | None = None,
     **options: object,
 ) -> None:
     """Serve until SIGTERM/SIGINT. uvicorn then stops listening, gives in-flight requests
     `timeout_graceful_shutdown` seconds and runs the lifespan shutdown; `before_exit` runs
-    first, while the listener is still open (so /readyz can answer 503 to the balancer)."""
+    first, while the listener is still open (so /readyz can answer 503 to the balancer).
+    `internal`: the ADMIN_PORT listener, served alongside in the same event loop."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -166,7 +212,22 @@ def serve(
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
-    server = _Server(config, before_exit)
+    internal_server = None
+    if internal is not None:
+        internal_server = uvicorn.Server(
+            uvicorn.Config(
+                internal.app,
+                host=internal.host,
+                port=internal.port,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                http="httptools",
+                lifespan="off",
+                timeout_graceful_shutdown=1,
+            )
+        )
+    server = _Server(config, before_exit, internal_server)
     server.run()
     if not server.started:
         # As uvicorn.run does: a failed startup (lifespan error, port taken) is an error exit.

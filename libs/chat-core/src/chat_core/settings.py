@@ -86,6 +86,20 @@ class ServiceSettings(BaseSettings):
 
     # Interface to listen on when --host is not given (the image sets 0.0.0.0).
     host: str = "127.0.0.1"
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Unset: /metrics, /stats, /docs, /redoc and /openapi.json are on the service's own "
+            "port. Set: they move to a listener on this port, which the load balancer never "
+            "reaches, and the service's port answers them 404 (chat_core.internal)."
+        ),
+    )
+    admin_host: str | None = Field(
+        default=None,
+        description="Interface of the ADMIN_PORT listener; unset: the service's own (HOST).",
+    )
 
     # Browser origins allowed to open a WebSocket or call the REST APIs (CORS); `*` is any.
     # Unset: any origin in dev auth mode, none in firebase mode (see chat_core.origins).

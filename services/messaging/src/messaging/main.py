@@ -15,11 +15,18 @@ from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, listen_host, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from messaging import api
 from messaging.config import MessagingSettings
 from messaging.outbox_watch import sample_outbox
@@ -72,6 +79,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         summary="Conversations and messages; new_message, typing and read receipts in real time.",
         version="1.0.0",
         lifespan=lifespan,
+        **api_docs_urls(settings),
     )
 
     async def readiness() -> dict[str, bool]:
@@ -83,6 +91,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
+    place_internal(app, internal_router(), settings)
     app.add_middleware(RequestContextMiddleware)
     app.state.rest_limits = RestLimits(settings)
     app.include_router(
@@ -129,4 +138,5 @@ def main() -> None:
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
     host = listen_host("messaging", args.host, settings)
-    serve(create_app(settings), host, args.port)
+    app = create_app(settings)
+    serve(app, host, args.port, internal=internal_listener(app, settings, host))

@@ -11,11 +11,18 @@ from chat_core.background import BackgroundJobs
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.http_errors import REST_ERRORS
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, listen_host, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from presence.config import PresenceSettings
 from presence.consumer import presence_handler
 from presence.routes import router
@@ -56,13 +63,14 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             # Unacked events go back to the queue and are applied again, idempotently.
             await runtime.close()
 
-    app = FastAPI(title="chat presence", lifespan=lifespan)
+    app = FastAPI(title="chat presence", lifespan=lifespan, **api_docs_urls(settings))
 
     async def readiness() -> dict[str, bool]:
         service: PresenceService | None = getattr(app.state, "presence", None)
         return await service.readiness() if service else {"started": False}
 
     app.include_router(health_router(readiness))
+    place_internal(app, internal_router(), settings)
     app.include_router(router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
     guard_rest_api(app, settings)
@@ -74,4 +82,5 @@ def main() -> None:
     settings = PresenceSettings()
     configure_logging("presence", settings.log_level, settings.log_format)
     host = listen_host("presence", args.host, settings)
-    serve(create_app(settings), host, args.port)
+    app = create_app(settings)
+    serve(app, host, args.port, internal=internal_listener(app, settings, host))

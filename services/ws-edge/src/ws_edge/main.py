@@ -13,10 +13,17 @@ from chat_core import asyncapi, metrics
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.close_codes import CloseCode
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, listen_host, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
@@ -55,7 +62,7 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
             await runtime.close()
 
-    app = FastAPI(title="chat ws-edge", lifespan=lifespan)
+    app = FastAPI(title="chat ws-edge", lifespan=lifespan, **api_docs_urls(settings))
 
     async def readiness() -> dict[str, bool]:
         edge: Edge | None = getattr(app.state, "edge", None)
@@ -68,7 +75,9 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
     async def asyncapi_document() -> JSONResponse:
         return JSONResponse(asyncapi.document())
 
-    @app.get("/stats")
+    internal = internal_router()
+
+    @internal.get("/stats")
     async def stats(edge: EdgeDep) -> JSONResponse:
         return JSONResponse(
             {
@@ -88,6 +97,7 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             }
         )
 
+    place_internal(app, internal, settings)
     return EdgeApp(app)
 
 
@@ -126,6 +136,7 @@ def main() -> None:
         host,
         args.port,
         before_exit=app.drain,
+        internal=internal_listener(app.api, settings, host),
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
