@@ -33,3 +33,16 @@ class MessagingSettings(ServiceSettings):
     send_burst: int = Field(default=40, ge=1)
     conversation_rate_per_second: float = Field(default=2.0, gt=0)
     conversation_burst: int = Field(default=2, ge=1)
+    read_rate_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        description=(
+            "Per user, per process: GET requests (chat list, history, one message, /sync) a "
+            "second, sustained; beyond READ_BURST at once, 429 + Retry-After."
+        ),
+    )
+    read_burst: int = Field(
+        default=60,
+        ge=1,
+        description="GETs one user may make at once: an app opening a chat list and pages.",
+    )
