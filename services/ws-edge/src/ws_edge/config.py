@@ -38,6 +38,15 @@ class EdgeSettings(ServiceSettings):
     admissions_per_second_per_address: float = Field(default=20.0, gt=0)
     # Addresses or networks never limited per address (an office NAT, a health checker).
     admission_exempt: ListSetting = Field(default_factory=lambda: ["127.0.0.0/8", "::1"])
+    max_sockets_per_address: int = Field(
+        default=1000,
+        ge=1,
+        description=(
+            "Open sockets one client address may hold on this edge; the next upgrade gets "
+            "HTTP 429. High, because a carrier NAT puts many phones behind one address; "
+            "ADMISSION_EXEMPT addresses are not counted."
+        ),
+    )
     # What may wait for one socket to read (a phone on a slow network catching up on a busy
     # evening: hundreds of messages); beyond either bound the socket is closed with 3008.
     outbound_max_bytes: int = Field(default=1024 * 1024, ge=1024)

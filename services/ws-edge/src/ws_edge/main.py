@@ -30,7 +30,7 @@ from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
 from ws_edge.session import run_session
-from ws_edge.upgrade import refused_before_upgrade
+from ws_edge.upgrade import SocketsPerAddress, admitted_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -98,14 +98,15 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
         )
 
     place_internal(app, internal, settings)
-    return EdgeApp(app)
+    return EdgeApp(app, SocketsPerAddress(settings.max_sockets_per_address))
 
 
 class EdgeApp:
     """The edge's ASGI app: WebSocket sessions here, everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI) -> None:
+    def __init__(self, api: FastAPI, open_sockets: SocketsPerAddress) -> None:
         self.api = api
+        self.open_sockets = open_sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # /ws/{userId} is served here, outside FastAPI's router and middleware: their frames
@@ -114,8 +115,10 @@ class EdgeApp:
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
                 socket = WebSocket(scope, receive, send)
-                if not await refused_before_upgrade(self.api.state.edge, socket):
-                    await run_session(self.api.state.edge, socket, user_id)
+                edge = self.api.state.edge
+                async with admitted_before_upgrade(edge, socket, self.open_sockets) as admitted:
+                    if admitted:
+                        await run_session(edge, socket, user_id)
                 return
         await self.api(scope, receive, send)
 
