@@ -115,7 +115,9 @@ async def test_routine_lines_carry_no_whole_phone_number(
 
     # The edge logs the close after the client has gone: wait for it.
     async with asyncio.timeout(5):
-        while not any(line.get("event") == "disconnected" for line in lines_about_user()):
+        while True:
+            if any(line.get("event") == "disconnected" for line in lines_about_user()):
+                break
             await asyncio.sleep(0.05)
     routine = [line for line in lines_about_user() if line["level"] in ("debug", "info")]
     assert routine, "the edge logs each connection at info"

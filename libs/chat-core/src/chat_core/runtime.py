@@ -20,7 +20,7 @@ class Runtime:
     async def start(
         cls, settings: ServiceSettings, name: str, *, check_schema: bool = True
     ) -> "Runtime":
-        mongo = connect(settings.mongo_url)
+        mongo = connect(settings.mongo_url.get_secret_value())
         db = mongo[settings.mongo_db]
         if check_schema:
             # Refuses to run on data of another store version (chat-admin migrate).
