@@ -18,10 +18,10 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from chat_core import VERSION
 from chat_core.close_codes import CLOSE_CODES, ClientAction
 from chat_core.events import ClientFrame, ServerFrame
 
-VERSION = "0.1.0"
 SCHEMAS_REF = "#/components/schemas/{model}"
 
 _ACTIONS = {

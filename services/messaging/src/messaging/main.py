@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
+from chat_core import VERSION
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
@@ -77,7 +78,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
     app = FastAPI(
         title="chat messaging",
         summary="Conversations and messages; new_message, typing and read receipts in real time.",
-        version="1.0.0",
+        version=VERSION,
         lifespan=lifespan,
         **api_docs_urls(settings),
     )

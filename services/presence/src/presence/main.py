@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
+from chat_core import VERSION
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import EDGES, PRESENCE
@@ -63,7 +64,9 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             # Unacked events go back to the queue and are applied again, idempotently.
             await runtime.close()
 
-    app = FastAPI(title="chat presence", lifespan=lifespan, **api_docs_urls(settings))
+    app = FastAPI(
+        title="chat presence", version=VERSION, lifespan=lifespan, **api_docs_urls(settings)
+    )
 
     async def readiness() -> dict[str, bool]:
         service: PresenceService | None = getattr(app.state, "presence", None)

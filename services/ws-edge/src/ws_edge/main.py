@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chat_core import asyncapi, metrics
+from chat_core import VERSION, asyncapi, metrics
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.close_codes import CloseCode
@@ -62,7 +62,9 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
             await runtime.close()
 
-    app = FastAPI(title="chat ws-edge", lifespan=lifespan, **api_docs_urls(settings))
+    app = FastAPI(
+        title="chat ws-edge", version=VERSION, lifespan=lifespan, **api_docs_urls(settings)
+    )
 
     async def readiness() -> dict[str, bool]:
         edge: Edge | None = getattr(app.state, "edge", None)
