@@ -1,14 +1,24 @@
-from pydantic import Field
+from typing import Annotated
 
+from pydantic import AfterValidator, Field
+
+from chat_core.ids import is_user_id
 from chat_core.settings import ListSetting, ServiceSettings, default_edge_id
 
 
+def _fits_a_queue_name(edge_id: str) -> str:
+    # `<prefix>.edge.<id>` is a queue name, at most 255 bytes: the same bound as a user id's.
+    if not is_user_id(edge_id):
+        raise ValueError("EDGE_ID must be printable and 1 to 128 bytes of UTF-8")
+    return edge_id
+
+
 class EdgeSettings(ServiceSettings):
-    edge_id: str = Field(
+    edge_id: Annotated[str, AfterValidator(_fits_a_queue_name)] = Field(
         default_factory=default_edge_id,
         description=(
             "This edge's name: its delivery queue's and its presence records'. Unique per "
-            "running edge; default <hostname>-<pid>."
+            "running edge; printable, at most 128 bytes. Default <hostname>-<pid>."
         ),
     )
     max_frame_bytes: int = Field(
