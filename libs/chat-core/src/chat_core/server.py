@@ -84,23 +84,20 @@ def listen_host(prog: str, requested: str | None, settings: ServiceSettings) -> 
     """The interface to bind (--host, else HOST); exits with a message instead when dev auth,
     where the phone number is the whole credential, would face a network."""
     host = requested or settings.host
-    if (
-        settings.auth_mode is AuthMode.DEV
-        and not settings.allow_dev_auth_on_network
-        and not is_loopback(host)
-    ):
+    if settings.auth_mode is not AuthMode.DEV or is_loopback(host):
+        return host
+    if not settings.allow_dev_auth_on_network:
         sys.exit(
             f"{prog}: refusing to listen on {host!r} with AUTH_MODE=dev: dev auth lets anyone "
             "sign in as any phone number, so it serves loopback only. Use AUTH_MODE=firebase "
             "(docs/deployment.md), listen on 127.0.0.1, or, on a closed network only, set "
             "ALLOW_DEV_AUTH_ON_NETWORK=true."
         )
-    if settings.auth_mode is AuthMode.DEV and not is_loopback(host):
-        log.warning(
-            "AUTH_MODE=dev on a network interface (ALLOW_DEV_AUTH_ON_NETWORK=true): anyone who "
-            "can reach it can sign in as any phone number",
-            host=host,
-        )
+    log.warning(
+        "AUTH_MODE=dev on a network interface (ALLOW_DEV_AUTH_ON_NETWORK=true): anyone who "
+        "can reach it can sign in as any phone number",
+        host=host,
+    )
     return host
 
 
