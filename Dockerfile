@@ -6,6 +6,7 @@
 #
 #   docker build -t chat-backend .                     # the services
 #   docker build --build-arg BENCH=yes -t chat-bench . # ... plus chat-bench (load generator)
+#   docker build --target web -t chat-web .            # the browser client (compose's `web`)
 #
 # tests/integration/deploy/test_image.py replays the COPY and `uv sync` steps below with uv on
 # exactly the files they copy, so a missing COPY fails `make test` even where no Docker engine runs.
@@ -57,11 +58,37 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 FROM venv-${BENCH} AS venv
 
+# The browser client (clients/web), for compose's `web` service (`--target web`): built with
+# Node (Vite 7 needs Node >= 20.19) and served by scripts/serve_web.py from the services'
+# environment (Starlette, uvicorn and httpx are already in it). Not part of the default image.
+FROM node:22-bookworm-slim AS web-build
+WORKDIR /web
+COPY clients/web/package.json clients/web/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY clients/web/ ./
+RUN npx --no-install vite build --logLevel warn
+
+FROM ${PYTHON_IMAGE} AS web
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH="/app/.venv/bin:$PATH"
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat
+WORKDIR /app
+COPY --from=venv --chown=chat:chat /app/.venv /app/.venv
+COPY --from=web-build --chown=chat:chat /web/dist /app/web
+COPY --chown=chat:chat scripts/serve_web.py /app/serve_web.py
+USER chat
+EXPOSE 8080
+CMD ["python", "/app/serve_web.py", "--host=0.0.0.0", "--port=8080", "--dist=/app/web"]
+
 FROM ${PYTHON_IMAGE} AS runtime
+# Firebase auth unless told otherwise: the image listens on every interface, and a service
+# there refuses dev auth (the phone number as the credential) without
+# ALLOW_DEV_AUTH_ON_NETWORK=true. Without FIREBASE_PROJECT_ID it does not start at all.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH="/app/.venv/bin:$PATH" \
-    AUTH_MODE=dev \
+    AUTH_MODE=firebase \
     LOG_FORMAT=json \
     HOST=0.0.0.0
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin chat

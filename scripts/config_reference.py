@@ -3,9 +3,9 @@
     uv run --no-sync python scripts/config_reference.py          # rewrite both files
     uv run --no-sync python scripts/config_reference.py --check  # exit 1 if either is stale
 
-A setting's description is its field's `description`, else the comment lines right above it
-in the class body (how the settings classes are written), so the classes stay the one source.
-tests/unit/deploy/test_configuration_docs.py runs the check in `make test`.
+A setting's description is its field's `Field(description=...)`, so the classes stay the one
+source; a setting without one is an error. tests/unit/deploy/test_configuration_docs.py runs
+the check in `make test`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import enum
 import inspect
-import re
 import sys
 import textwrap
 import types
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import annotated_types
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
@@ -73,6 +73,8 @@ def type_name(annotation: object) -> str:
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     if annotation is type(None):
         return "unset"
+    if annotation is SecretStr:
+        return "str (secret)"
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -92,8 +94,13 @@ def default_text(field: FieldInfo) -> tuple[str, bool]:
     value = field.default
     if value is None:
         return "unset", False
+    if value == "" or value == SecretStr(""):
+        return "empty", False
     if isinstance(value, enum.Enum):
         value = value.value
+    if isinstance(value, SecretStr):
+        # A default is public by definition (it is in the source); a configured value is not.
+        value = value.get_secret_value()
     if isinstance(value, bool):
         return str(value).lower(), False
     return f"`{value}`", False
@@ -114,33 +121,18 @@ def limits_text(field: FieldInfo) -> str:
     return ", ".join(parts)
 
 
-def source_comments(cls: type) -> dict[str, str]:
-    """Each field's comment block, taken from the lines right above it in the class body."""
-    comments: dict[str, str] = {}
-    pending: list[str] = []
-    for line in inspect.getsource(cls).splitlines()[1:]:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
-            continue
-        match = re.match(r"(\w+)\s*:", stripped)
-        if match and line.startswith("    ") and not line.startswith("     "):
-            comments[match[1]] = " ".join(pending)
-        pending = []
-    return comments
-
-
 def own_settings(cls: type[BaseSettings]) -> Iterator[Setting]:
     base_fields: set[str] = set()
     for base in cls.__mro__[1:]:
         if isinstance(base, type) and issubclass(base, BaseSettings) and base is not BaseSettings:
             base_fields.update(base.model_fields)
-    comments = source_comments(cls)
     for name, field in cls.model_fields.items():
         if name in base_fields:
             continue
         default, required = default_text(field)
-        description = field.description or comments.get(name, "")
+        if not field.description:
+            raise ValueError(f"{cls.__name__}.{name} has no Field(description=...)")
+        description = field.description
         yield Setting(
             variable=(field.validation_alias or name).__str__().upper(),
             type=type_name(field.annotation),
@@ -161,9 +153,10 @@ def render_doc() -> str:
         "",
         "Every setting is an environment variable (names are case-insensitive), or a",
         "`NAME=value` line in a `.env` file in the service's working directory; the environment",
-        "wins. `.env.example` lists them all. Secrets (`AMQP_URL` and `MONGO_URL` passwords, the",
-        "Firebase credentials file) belong in the environment or a secret store, never in the",
-        "image. How to run in Firebase mode: docs/deployment.md.",
+        "wins. `.env.example` lists them all. Secrets (`AMQP_URL`, `AMQP_URLS` and `MONGO_URL`,",
+        "typed as secrets so no `repr`, log line or `--help` shows them, and the Firebase",
+        "credentials file) belong in the environment or a secret store, never in the image.",
+        "How to run in Firebase mode: docs/deployment.md.",
         "",
     ]
     for heading, cls, readers in (*SECTIONS, TEST_SECTION):
@@ -205,8 +198,8 @@ def render_env_example() -> str:
             out += textwrap.wrap(s.description, 96, initial_indent="# ", subsequent_indent="# ")
             if s.default.startswith("`"):
                 out.append(f"# {s.variable}={s.default.strip('`')}")
-            elif s.default in ("unset", "(required)", "true", "false"):
-                value = "" if s.default in ("unset", "(required)") else s.default
+            elif s.default in ("unset", "(required)", "true", "false", "empty"):
+                value = "" if s.default in ("unset", "(required)", "empty") else s.default
                 out.append(f"# {s.variable}={value}")
             else:
                 out += [f"# default: {s.default}", f"# {s.variable}="]

@@ -9,6 +9,14 @@ if ! command -v npm >/dev/null; then
     apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+# Vite 7 (the web client's build) needs Node 20.19 or newer; Debian 12's own nodejs is 18.
+node_version="$(node --version 2>/dev/null || echo v0.0.0)"
+if ! printf '%s\n' "v20.19.0" "$node_version" | sort -V -C; then
+    echo "ensure_node_deps: Node $node_version is too old; the web client's Vite needs 20.19 or" \
+        "newer (e.g. from nodejs.org or NodeSource)" >&2
+    exit 1
+fi
+
 for dir in tools/contracts clients/web; do
     [ -f "$dir/package-lock.json" ] || continue
     stamp="$dir/node_modules/.package-lock.json"

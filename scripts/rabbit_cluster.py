@@ -14,12 +14,19 @@ with `rabbitmqctl join_cluster`; a restart reuses the data, and the nodes find e
 
 The tests import `RabbitCluster` with other node names and free ports, so a test run and a
 `make run-cluster` can coexist. Standard library only.
+
+Nodes run in a session of their own (a Ctrl-C meant for the runner does not reach them), so
+a runner that is killed cannot stop them in order. Two things keep them from outliving it:
+a node started from the runner's main thread is SIGTERMed by Linux when the runner dies
+(PR_SET_PDEATHSIG; the wrapper script then stops the VM), and `start` stops nodes that a
+dead runner left behind (DIR/runner.pid names the runner; a live one is refused).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -28,7 +35,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +90,30 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def die_with_runner() -> Callable[[], None] | None:
+    """A preexec_fn that has Linux SIGTERM the child when the runner dies, even by SIGKILL
+    (chat_launcher.die_with_parent's mechanism; this script is standard library only).
+    Only from the main thread: the signal follows the thread that forked, and a worker
+    thread that ends would stop the node with it."""
+    if (
+        not sys.platform.startswith("linux")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    runner = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != runner:  # the runner died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 @dataclass
@@ -172,6 +205,7 @@ class Node:
             # Ctrl-C meant for the runner does not reach the node, which the runner then
             # stops in order.
             start_new_session=True,
+            preexec_fn=die_with_runner(),
         )
         out.close()
 
@@ -279,6 +313,31 @@ class RabbitCluster:
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
+    @property
+    def runner_file(self) -> Path:
+        return self.data / "runner.pid"
+
+    def clear_leftovers(self) -> list[str]:
+        """Stop the nodes a runner that died left running; the names of those stopped.
+        RuntimeError when the runner that started them is still alive."""
+        try:
+            runner = int(self.runner_file.read_text().strip())
+        except (OSError, ValueError):
+            runner = None
+        if runner is not None and runner != os.getpid() and _alive(runner):
+            raise RuntimeError(
+                f"the cluster in {self.data} is in use by process {runner}; stop it, or run "
+                f"`uv run --no-sync python scripts/rabbit_cluster.py down --data {self.data}`"
+            )
+        stopped = []
+        for node in self.nodes:
+            if node.beam_pid() is not None:
+                log(f"stopping {node.name}, left running by a runner that died")
+                node.stop()
+                stopped.append(node.name)
+        self.runner_file.unlink(missing_ok=True)
+        return stopped
+
     def _ensure_cookie(self) -> None:
         home = self.data / "home"
         home.mkdir(parents=True, exist_ok=True)
@@ -291,11 +350,11 @@ class RabbitCluster:
         """Start every node (in parallel) and join nodes 2..n to node 1 where not yet joined."""
         ensure_installed()
         self._ensure_cookie()
+        self.clear_leftovers()
         for node in self.nodes:
-            if node.beam_pid() is not None:
-                raise RuntimeError(f"{node.name} already runs (pid file {node.pid_file})")
             if port_open(node.amqp_port) or port_open(node.dist_port):
                 raise RuntimeError(f"port {node.amqp_port} or {node.dist_port} is taken")
+        self.runner_file.write_text(f"{os.getpid()}\n")
         started = time.monotonic()
         for node in self.nodes:
             node.start()
@@ -347,6 +406,7 @@ class RabbitCluster:
         # Last in, first out: node 1 stays up while the others leave, so none waits for it.
         for node in reversed(self.nodes):
             node.stop()
+        self.runner_file.unlink(missing_ok=True)
 
     def remove(self) -> None:
         self.stop()

@@ -11,6 +11,8 @@ Usage (from the repository root; `make run-cluster` does this after `make instal
     messaging  8021, 8022      behind HAProxy on 8001 (round robin)
     presence   8031, 8032      behind HAProxy on 8002 (round robin)
     web client 8080            scripts/serve_web.py, as in `make run` (clients/web/dist)
+    internal   9010 ... 9032   each instance's ADMIN_PORT (its port + 1000): /metrics,
+                               /stats, /docs, /openapi.json; HAProxy refuses those paths
 
 HAProxy checks GET /readyz every second, adds X-Forwarded-For (the services trust it from
 127.0.0.1: TRUSTED_PROXIES, and uvicorn's own forwarded-allow-ips default), and keeps an
@@ -34,6 +36,8 @@ import run_stack  # a sibling script, not a package
 from rabbit_cluster import RabbitCluster
 from run_stack import HOST, REPO_ROOT, Child, StopSignals, emit, is_ready, port_in_use, say
 
+from chat_core.internal import haproxy_deny_rule
+
 # (service, port behind HAProxy, instance ports)
 SERVICES: tuple[tuple[str, int, tuple[int, ...]], ...] = (
     ("ws-edge", 8000, (8010, 8011)),
@@ -42,6 +46,11 @@ SERVICES: tuple[tuple[str, int, tuple[int, ...]], ...] = (
 )
 WEB_PORT = 8080
 PARTITIONS = 4
+ADMIN_PORT_OFFSET = 1000
+
+
+def admin_port(port: int) -> int:
+    return port + ADMIN_PORT_OFFSET
 
 
 def haproxy_config() -> str:
@@ -69,6 +78,7 @@ def haproxy_config() -> str:
         lines += [
             f"frontend {name}",
             f"    bind {HOST}:{front}",
+            f"    {haproxy_deny_rule()}",
             f"    default_backend {name}-servers",
             f"backend {name}-servers",
             f"    balance {balance}",
@@ -94,9 +104,10 @@ def build_children(bin_dir: Path | None, haproxy_cfg: Path) -> list[Child]:
     children = [Child("haproxy", 8000, ["haproxy", "-db", "-f", str(haproxy_cfg)], "haproxy  ")]
     for name, _front, ports in SERVICES:
         for index, port in enumerate(ports, start=1):
-            command = run_stack.service_command(name, port, bin_dir)
+            own = [f"ADMIN_PORT={admin_port(port)}"]
             if name == "ws-edge":
-                command = ["env", f"EDGE_ID=edge-{port}", *command]
+                own.append(f"EDGE_ID=edge-{port}")
+            command = ["env", *own, *run_stack.service_command(name, port, bin_dir)]
             children.append(Child(f"{name}-{index}", port, command, f"{name}-{index}".ljust(11)))
     if web_root() is not None:
         # The same server `make run` uses (scripts/serve_web.py), pointed at 8000-8002,
@@ -119,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack_data = stack_data if stack_data.is_absolute() else REPO_ROOT / stack_data
     subprocess.run(["bash", str(REPO_ROOT / "scripts" / "ensure_haproxy.sh")], check=True)
 
-    fixed = [8000, 8001, 8002, WEB_PORT] + [p for _n, _f, ports in SERVICES for p in ports]
+    instances = [p for _n, _f, ports in SERVICES for p in ports]
+    fixed = [8000, 8001, 8002, WEB_PORT, *instances, *map(admin_port, instances)]
     busy = [str(port) for port in fixed if port_in_use(port)]
     if busy:
         emit(f"run_cluster: port already in use: {', '.join(busy)}", sys.stderr)
@@ -173,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"cluster ready: ws://{HOST}:8000/ws/{{user_id}}?token=..., "
                         f"messaging http://{HOST}:8001, presence http://{HOST}:8002{web} "
                         f"(HAProxy in front of 2 of each; RabbitMQ {', '.join(cluster.urls)}; "
-                        "Ctrl-C stops)"
+                        f"metrics on :{admin_port(8010)}/metrics and the like; Ctrl-C stops)"
                     )
                 elif time.monotonic() > deadline:
                     say(f"not ready after {args.ready_timeout:g}s; stopping")

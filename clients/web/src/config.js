@@ -1,9 +1,9 @@
-// Where the services are, decided at run time: /config.json from the server that serves this
-// bundle (scripts/serve_web.py writes it for the stack it fronts), then `?ws=&api=&presence=`
-// query parameters, then defaults for `make run` on this host.
+// Where the services are: /config.json from the server that serves this bundle
+// (scripts/serve_web.py writes it for the stack it fronts), else defaults for `make run` on
+// this host. Never from the page's address: a link with `?api=https://elsewhere` would send
+// the user's ID token to whoever wrote it.
 
-export async function loadConfig() {
-  const here = window.location;
+export async function loadConfig(here = window.location, fetchConfig = fetch) {
   const config = {
     wsBase: `${here.protocol === "https:" ? "wss" : "ws"}://${here.hostname}:8000`,
     apiBase: `${here.protocol}//${here.hostname}:8001`,
@@ -11,14 +11,10 @@ export async function loadConfig() {
     authMode: "dev",
   };
   try {
-    const response = await fetch("config.json", { cache: "no-store" });
+    const response = await fetchConfig("config.json", { cache: "no-store" });
     if (response.ok) Object.assign(config, await response.json());
   } catch {
     // No config.json (e.g. `vite dev`): the defaults stand.
-  }
-  const params = new URLSearchParams(here.search);
-  for (const [param, key] of [["ws", "wsBase"], ["api", "apiBase"], ["presence", "presenceBase"]]) {
-    if (params.get(param)) config[key] = params.get(param);
   }
   // Relative bases (the serving proxy's /api/...) are resolved against this page.
   for (const key of ["apiBase", "presenceBase"]) {

@@ -96,3 +96,30 @@ async def test_every_line_is_json_and_no_token_is_logged(
     assert any('"logger": "uvicorn.error"' in line for _, line in lines)
     leaked = [f"{name}: {line}" for name, line in lines if secret in line]
     assert not leaked, "\n".join(leaked)
+
+
+async def test_routine_lines_carry_no_whole_phone_number(
+    edge: ServiceProcess, messaging: ServiceProcess
+) -> None:
+    user, other = new_user(), new_user()
+    async with WsClient.for_user(edge.ws_url, user) as client:
+        await client.heartbeat()
+        async with rest_client(messaging.http_url, user) as rest:
+            created = await rest.post("/conversations", json={"participantIds": [other]})
+            assert created.status_code == 201
+    masked = f"{user[:3]}{'*' * (len(user) - 6)}{user[-3:]}"
+
+    def lines_about_user() -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in edge.log_text().splitlines()]
+        return [line for line in lines if masked in json.dumps(line) or user in json.dumps(line)]
+
+    # The edge logs the close after the client has gone: wait for it.
+    async with asyncio.timeout(5):
+        while True:
+            if any(line.get("event") == "disconnected" for line in lines_about_user()):
+                break
+            await asyncio.sleep(0.05)
+    routine = [line for line in lines_about_user() if line["level"] in ("debug", "info")]
+    assert routine, "the edge logs each connection at info"
+    assert not [line for line in routine if user in json.dumps(line)]
+    assert user not in messaging.log_text()

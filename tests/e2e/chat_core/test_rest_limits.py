@@ -22,6 +22,8 @@ SMALL = {
     "SEND_BURST": "3",
     "CONVERSATION_RATE_PER_SECOND": "1",
     "CONVERSATION_BURST": "1",
+    "READ_RATE_PER_SECOND": "1",
+    "READ_BURST": "3",
     "MAX_BODY_BYTES": "2048",
     "ALLOWED_ORIGINS": ORIGIN,
 }
@@ -81,7 +83,7 @@ async def test_sends_over_the_rate_get_429_with_retry_after(
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
     assert "too many messages sent" in refused.json()["detail"]
-    # Reading is not limited, and another user's sends are not held up by this one.
+    # Reads have a bucket of their own, and another user's sends are not held up by this one.
     assert (await alice.get(path)).status_code == 200
     async with rest_client(messaging.http_url, new_user()) as bob:
         other = await conversation_with(bob, new_user())
@@ -90,6 +92,26 @@ async def test_sends_over_the_rate_get_429_with_retry_after(
     # Two tokens a second: back within the Retry-After it was given.
     await asyncio.sleep(int(refused.headers["Retry-After"]))
     assert (await alice.post(path, json=message())).status_code == 201
+
+
+async def test_reads_over_the_rate_get_429_with_retry_after(
+    messaging: ServiceProcess, alice: httpx.AsyncClient
+) -> None:
+    conversation = await conversation_with(alice, new_user())
+    paths = ["/conversations", f"/conversations/{conversation}/messages", "/sync"]
+    statuses = [(await alice.get(path)).status_code for path in paths]
+    assert statuses == [200, 200, 200]
+    refused = await alice.get("/conversations")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "too many reads" in refused.json()["detail"]
+    # Sends are counted apart, and so is every other user.
+    path = f"/conversations/{conversation}/messages"
+    assert (await alice.post(path, json=message())).status_code == 201
+    async with rest_client(messaging.http_url, new_user()) as bob:
+        assert (await bob.get("/conversations")).status_code == 200
+    await asyncio.sleep(int(refused.headers["Retry-After"]))
+    assert (await alice.get("/conversations")).status_code == 200
 
 
 async def test_creating_conversations_too_fast_gets_429(alice: httpx.AsyncClient) -> None:

@@ -103,3 +103,14 @@ def test_refuses_to_start_when_the_emulator_variable_would_disable_signature_che
 def test_firebase_mode_needs_a_project_id() -> None:
     with pytest.raises(RuntimeError, match="FIREBASE_PROJECT_ID"):
         FirebaseAuthenticator(ServiceSettings(auth_mode=AuthMode.FIREBASE))
+
+
+async def test_a_uid_too_long_for_a_routing_key_is_refused(
+    authenticator: FirebaseAuthenticator, signing_key: SigningKey
+) -> None:
+    # 60 characters pass firebase-admin's 128-character rule; 180 bytes would not fit
+    # `user.<id>` next to the slot suffix in a 255-byte routing key, so it is refused.
+    with pytest.raises(Refusal, match="128 bytes") as refused:
+        await authenticator.user_id_for(sign_id_token(signing_key, "€" * 60))
+    assert refused.value.http_status == 401
+    assert await authenticator.user_id_for(sign_id_token(signing_key, "€" * 42)) == "€" * 42

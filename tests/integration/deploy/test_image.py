@@ -161,6 +161,15 @@ def test_runtime_stage_takes_only_the_environment_and_runs_unprivileged(
     assert workdir == ["/app"], "the venv's paths must be the same in builder and runtime"
 
 
+def test_image_does_not_default_to_dev_auth(dockerfile: Dockerfile) -> None:
+    env: dict[str, str] = {}
+    for instruction in dockerfile.stages[-1].instructions:
+        if instruction.keyword == "ENV":
+            env.update(env_assignments(instruction.arguments))
+    assert env.get("AUTH_MODE") == "firebase"
+    assert "ALLOW_DEV_AUTH_ON_NETWORK" not in env
+
+
 def test_the_lock_the_image_installs_is_current() -> None:
     """The image installs uv.lock as it is (--frozen); it must match every pyproject."""
     result = subprocess.run(

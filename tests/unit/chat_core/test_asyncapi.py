@@ -81,3 +81,14 @@ def test_asyncapi_parser_accepts_ours_and_rejects_broken_ones(tmp_path: Path) ->
     assert lines[0].startswith(f"VALID {COMMITTED}: AsyncAPI 3.0.0"), result.stdout
     assert [line.split()[0] for line in lines[1:]] == ["INVALID"] * len(broken), result.stdout
     assert result.returncode == 1
+
+
+def test_it_says_which_refusals_come_before_the_upgrade() -> None:
+    # ws_edge.upgrade answers 403 and 429 in HTTP; the document once said every refusal
+    # came after the upgrade.
+    description = asyncapi.document()["info"]["description"]
+    before = description.split("Every other refusal")[0]
+    assert "before the upgrade" in before
+    assert "403" in before
+    assert "429" in before
+    assert "Refusals happen after the upgrade" not in description

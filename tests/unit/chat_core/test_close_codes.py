@@ -1,14 +1,18 @@
-"""The README's close-code table is the catalogue in chat_core.close_codes, not a copy."""
+"""The close-code tables of the README and the protocol guide are the catalogue in
+chat_core.close_codes, not copies."""
 
 from pathlib import Path
 
+import pytest
+
 from chat_core.close_codes import CLOSE_CODES, ClientAction, CloseCode, markdown_table
 
-README = Path(__file__).parents[3] / "README.md"
+REPO = Path(__file__).parents[3]
 
 
-def test_the_readme_table_is_generated_from_the_catalogue() -> None:
-    text = README.read_text()
+@pytest.mark.parametrize("document", ["README.md", "docs/protocol.md"])
+def test_the_tables_are_generated_from_the_catalogue(document: str) -> None:
+    text = (REPO / document).read_text()
     start = text.index("<!-- close-codes:start -->\n") + len("<!-- close-codes:start -->\n")
     end = text.index("\n<!-- close-codes:end -->")
     assert text[start:end] == markdown_table()

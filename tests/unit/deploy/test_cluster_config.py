@@ -2,12 +2,14 @@
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chat_core.broker import MESSAGING, PRESENCE, SLOTS, TYPING, Topology, keyed_by_slot, slot_of
 from chat_core.clock import utcnow
 from chat_core.events import ConnectionOpened, EdgeAlive
+from chat_core.internal import haproxy_deny_rule
 from chat_core.settings import ServiceSettings
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
@@ -71,3 +73,13 @@ def test_cluster_nodes_get_their_own_names_ports_and_directories(tmp_path: Path)
     assert env["RABBITMQ_MNESIA_BASE"].startswith(str(tmp_path))
     node.write_config()
     assert '{"127.0.0.1", 5681}' in (node.base / "rabbitmq.config").read_text()
+
+
+def test_every_cluster_instance_keeps_its_internal_endpoints_on_an_admin_port(
+    tmp_path: Path,
+) -> None:
+    module: Any = _script("run_cluster")
+    children = module.build_children(None, tmp_path / "haproxy.cfg")
+    admin = [arg for child in children for arg in child.command if arg.startswith("ADMIN_PORT=")]
+    assert admin == [f"ADMIN_PORT={p}" for p in (9010, 9011, 9021, 9022, 9031, 9032)]
+    assert module.haproxy_config().count(haproxy_deny_rule()) == 3

@@ -17,6 +17,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from chat_core.internal import haproxy_deny_rule
+
 REPO = Path(__file__).resolve().parents[3]
 SCALED = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
 
@@ -95,6 +97,25 @@ def test_files_the_compose_file_mounts_exist(compose: dict[str, Any]) -> None:
     assert set(SCALED) <= jobs
 
 
+def test_internal_endpoints_are_scraped_on_the_admin_port_and_refused_publicly(
+    compose: dict[str, Any],
+) -> None:
+    admin_port = int(compose["services"]["ws-edge"]["environment"]["ADMIN_PORT"])
+    assert admin_port not in SCALED.values()
+    prometheus = load_yaml(REPO / "deploy/prometheus.yml")
+    for job in prometheus["scrape_configs"]:
+        if job["job_name"] in SCALED:
+            assert [sd["port"] for sd in job["dns_sd_configs"]] == [admin_port], job["job_name"]
+    published = {
+        m.rsplit(":", 1)[-1] for s in compose["services"].values() for m in s.get("ports", [])
+    }
+    assert str(admin_port) not in published
+    config = (REPO / "deploy/haproxy.cfg").read_text()
+    for name in ("edge", "messaging", "presence"):
+        frontend = re.split(rf"^frontend {name}$", config, flags=re.M)[1].split("\nfrontend ")[0]
+        assert haproxy_deny_rule() in frontend, name
+
+
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed here")
 def test_haproxy_accepts_its_configuration() -> None:
     result = subprocess.run(
@@ -105,3 +126,53 @@ def test_haproxy_accepts_its_configuration() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_does_not_default_to_dev_auth(compose: dict[str, Any]) -> None:
+    for name in SCALED:
+        environment = compose["services"][name]["environment"]
+        assert environment["AUTH_MODE"] == "${AUTH_MODE:-firebase}", name
+        assert environment["ALLOW_DEV_AUTH_ON_NETWORK"] == "${ALLOW_DEV_AUTH_ON_NETWORK:-false}"
+
+
+def test_settings_from_dot_env_reach_every_service_and_the_migration(
+    compose: dict[str, Any],
+) -> None:
+    for name in (*SCALED, "migrate"):
+        service = compose["services"][name]
+        assert {"path": ".env", "required": False} in service["env_file"], name
+        # Inside the network these are compose's to say, whatever .env holds.
+        for forced in ("AMQP_URL", "AMQP_URLS", "MONGO_URL", "HOST", "ADMIN_PORT"):
+            assert forced in service["environment"], (name, forced)
+
+
+def test_the_migration_runs_once_before_the_services(compose: dict[str, Any]) -> None:
+    migrate = compose["services"]["migrate"]
+    assert migrate["command"] == ["chat-admin", "migrate"]
+    assert migrate["restart"] == "no"
+    for name in SCALED:
+        depends = compose["services"][name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_the_web_client_is_served_and_allowed(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    assert web["build"]["target"] == "web"
+    assert "FROM ${PYTHON_IMAGE} AS web" in (REPO / "Dockerfile").read_text()
+    assert any(mapping.endswith(":8080") for mapping in web["ports"])
+    assert "--messaging-url=http://lb:8001" in web["command"]
+    origins = compose["services"]["ws-edge"]["environment"]["ALLOWED_ORIGINS"]
+    assert "http://localhost:8080" in origins
+
+
+def test_rabbitmq_credentials_match_what_the_services_and_docs_use(
+    compose: dict[str, Any],
+) -> None:
+    rabbit = compose["services"]["rabbitmq"]["environment"]
+    user, password = rabbit["RABBITMQ_DEFAULT_USER"], rabbit["RABBITMQ_DEFAULT_PASS"]
+    assert (user, password) == ("${RABBITMQ_USER:-chat}", "${RABBITMQ_PASSWORD:-chat}")
+    amqp = compose["services"]["ws-edge"]["environment"]["AMQP_URL"]
+    assert amqp.startswith(f"amqp://{user}:{password}@rabbitmq:5672/")
+    # The documented way to run the services here against compose's RabbitMQ.
+    infrastructure = (REPO / "docs/infrastructure.md").read_text()
+    assert "AMQP_URL=amqp://chat:chat@127.0.0.1:5672/ make run" in infrastructure

@@ -31,3 +31,33 @@ def test_test_hooks_are_not_production_settings() -> None:
         assert not hooks & set(production.model_fields), production.__name__
     text = (REPO / ".env.example").read_text()
     assert not any(name.upper() in text for name in hooks)
+
+
+def test_every_setting_is_described_by_its_field() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "config_reference", REPO / "scripts/config_reference.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("config_reference", reference)  # dataclasses look their module up
+    spec.loader.exec_module(reference)
+    for _heading, cls, _readers in (*reference.SECTIONS, reference.TEST_SECTION):
+        for name, field in cls.model_fields.items():
+            assert field.description, f"{cls.__name__}.{name}"
+            # A section comment once leaked into the next setting's description.
+            assert "---" not in field.description, f"{cls.__name__}.{name}"
+
+
+def test_secrets_are_typed_as_secrets() -> None:
+    from pydantic import SecretStr
+
+    from chat_core.settings import ServiceSettings
+
+    settings = ServiceSettings(
+        amqp_url=SecretStr("amqp://u:hunter2@h/"), mongo_url=SecretStr("mongodb://u:hunter2@h/")
+    )
+    assert "hunter2" not in repr(settings)
+    assert settings.broker_urls == ["amqp://u:hunter2@h/"]

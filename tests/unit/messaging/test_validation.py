@@ -1,9 +1,11 @@
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
 
+from chat_core.broker import user_key
 from chat_core.clock import to_milliseconds
-from chat_core.ids import is_document_id
+from chat_core.ids import MAX_USER_ID_BYTES, is_document_id
 from chat_core.settings import AuthMode
 from messaging.conversations import (
     InvalidParticipant,
@@ -52,6 +54,33 @@ def test_firebase_mode_accepts_opaque_uids_but_not_blank_or_control_characters()
     assert not check("")
     assert not check("a\nb")
     assert not check("x" * 129)
+    assert check("x" * 128)
+
+
+def test_firebase_uids_are_bounded_in_bytes_for_the_routing_key() -> None:
+    # 43 three-byte characters: within firebase-admin's 128 characters, over 128 bytes.
+    check = user_id_check(AuthMode.FIREBASE)
+    assert check("€" * 42)
+    assert not check("€" * 43)
+    assert not check("\ud800")
+    assert len(user_key("x" * MAX_USER_ID_BYTES).encode()) <= 255
+
+
+def test_one_to_one_ids_of_pairs_joined_by_a_bar_do_not_collide() -> None:
+    assert one_to_one_id("a|b", "c") != one_to_one_id("a", "b|c")
+    assert one_to_one_id("a|b", "c") == one_to_one_id("c", "a|b")
+    assert one_to_one_id("a", "b||c") != one_to_one_id("a|", "|b|c")
+
+
+def test_one_to_one_ids_of_todays_pairs_are_unchanged() -> None:
+    # What conversations created before the encoding changed are stored under.
+    assert (
+        one_to_one_id(ALICE, BOB)
+        == hashlib.sha256(f"one-to-one|{min(ALICE, BOB)}|{max(ALICE, BOB)}".encode()).hexdigest()[
+            :24
+        ]
+    )
+    assert one_to_one_id("kX9aPq2LmN0uid", "zz") == "33cfec9c30731d7bdaa745a5"
 
 
 def test_one_to_one_id_is_the_same_for_the_pair_in_either_order() -> None:

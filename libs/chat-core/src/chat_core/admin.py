@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: ServiceSettings) -> dict[str, int]:
-    mongo = connect(settings.mongo_url)
+    mongo = connect(settings.mongo_url.get_secret_value())
     try:
         return await migrate(
             mongo[settings.mongo_db], lambda line: print(f"migrate: {line}", file=sys.stderr)

@@ -18,10 +18,10 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from chat_core import VERSION
 from chat_core.close_codes import CLOSE_CODES, ClientAction
 from chat_core.events import ClientFrame, ServerFrame
 
-VERSION = "0.1.0"
 SCHEMAS_REF = "#/components/schemas/{model}"
 
 _ACTIONS = {
@@ -142,8 +142,12 @@ def document() -> dict[str, Any]:
             "description": (
                 "One socket per device at `/ws/{userId}?token=...`. Frames are JSON text; "
                 "fields are camelCase; clients ignore fields and events they do not know.\n\n"
-                "Refusals happen after the upgrade: the socket is accepted, then closed with "
-                "a code and a short reason.\n\n" + _close_codes_table() + "\n\n"
+                "Some refusals come before the upgrade, as a plain HTTP answer with a JSON "
+                "`detail`: 403 when the page's `Origin` is not allowed, 429 with `Retry-After` "
+                "when the client's address opens sockets too fast or already holds too many. "
+                "A browser sees only a failed connect; back off and retry. Every other refusal "
+                "comes after it: the socket is accepted, then closed with a code and a short "
+                "reason.\n\n" + _close_codes_table() + "\n\n"
                 "Resume: reconnect with `since` (the last `messageId` received, or the last "
                 "`nextSince`). The server sends the presence snapshot, replays every "
                 "`new_message` after the cursor, then `replay_done`, then live frames; no gap "

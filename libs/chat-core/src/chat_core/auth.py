@@ -9,7 +9,7 @@ from firebase_admin import _token_gen, auth
 
 from chat_core.accounts import Accounts
 from chat_core.close_codes import CloseCode
-from chat_core.ids import is_vn_mobile, normalize_user_id
+from chat_core.ids import MAX_USER_ID_BYTES, is_user_id, is_vn_mobile, normalize_user_id
 from chat_core.settings import AuthMode, ServiceSettings
 from chat_core.testing import TestSettings
 
@@ -93,6 +93,9 @@ class FirebaseAuthenticator:
         uid = claims.get("uid") or claims.get("sub")
         if not isinstance(uid, str) or not uid:
             raise invalid_token("token has no uid")
+        if not is_user_id(uid):
+            # firebase-admin allows 128 characters; a routing key needs the bound in bytes.
+            raise invalid_token(f"uid is not printable or longer than {MAX_USER_ID_BYTES} bytes")
         return uid
 
 

@@ -5,6 +5,7 @@ import argparse
 from enum import Enum
 from importlib.metadata import PackageNotFoundError, version
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 
@@ -28,8 +29,9 @@ def settings_help(settings: type[BaseSettings]) -> str:
         shown = "unset" if default is None else str(default)
         if field.default_factory is not None:
             shown = "computed"
-        elif name.endswith("url") and "@" in shown:
-            shown = "(a URL with credentials)"
+        elif isinstance(default, SecretStr):
+            value = default.get_secret_value()
+            shown = "(a URL with credentials)" if "@" in value else value or "unset"
         lines.append(f"  {name.upper():<38} default {shown}")
     return "\n".join(lines)
 

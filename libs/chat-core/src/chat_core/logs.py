@@ -17,6 +17,13 @@ import structlog
 _REDACTED_KEYS = frozenset({"token", "authorization", "id_token", "password"})
 # A token inside free text: a URL's query string (uvicorn logs paths with it) or a header.
 _TOKEN_IN_TEXT = re.compile(r"(?i)((?:id_)?token=)[^&\s\"']+|(bearer\s+)[^\s\"']+")
+# A phone number (dev mode's user ids, and what a Firebase phone sign-in may carry): E.164.
+_PHONE_NUMBER = re.compile(r"\+(\d{2})\d{4,10}(\d{3})\b")
+# Lines below this level are the routine ones (every connect, send and close): they carry
+# a masked number. A warning or error is about one user an operator may have to act on, and
+# is rare, so it keeps the whole id.
+_MASK_BELOW = logging.WARNING
+_LEVELS = {**logging.getLevelNamesMapping(), "EXCEPTION": logging.ERROR}
 # Libraries that talk too much at INFO; their warnings and errors still come through.
 _QUIET_LIBRARIES = ("aio_pika", "aiormq", "pamqp", "pymongo", "uvicorn.access", "httpx")
 
@@ -30,6 +37,28 @@ def _redact_secrets(
     event = event_dict.get("event")
     if isinstance(event, str) and _TOKEN_IN_TEXT.search(event):
         event_dict["event"] = _TOKEN_IN_TEXT.sub(lambda m: (m[1] or m[2]) + "[redacted]", event)
+    return event_dict
+
+
+def mask_phone_numbers(text: str) -> str:
+    """+84912345678 -> +84******678: enough to tell lines apart, not enough to call anyone."""
+    return _PHONE_NUMBER.sub(lambda m: f"+{m[1]}{'*' * (len(m[0]) - 6)}{m[2]}", text)
+
+
+def _mask(value: object) -> object:
+    if isinstance(value, str):
+        return mask_phone_numbers(value) if "+" in value else value
+    if isinstance(value, list | tuple):
+        return [_mask(item) for item in value]
+    return value
+
+
+def _mask_phone_numbers(
+    _logger: object, method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    if _LEVELS.get(method.upper(), logging.INFO) < _MASK_BELOW:
+        for key, value in event_dict.items():
+            event_dict[key] = _mask(value)
     return event_dict
 
 
@@ -52,6 +81,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
+        _mask_phone_numbers,
     ]
     tracebacks: list[structlog.typing.Processor] = (
         [structlog.processors.format_exc_info] if as_json else []

@@ -27,7 +27,7 @@ class Runtime:
         check_schema: bool = True,
         watch_accounts: bool = True,
     ) -> "Runtime":
-        mongo = connect(settings.mongo_url)
+        mongo = connect(settings.mongo_url.get_secret_value())
         db = mongo[settings.mongo_db]
         if check_schema:
             # Refuses to run on data of another store version (chat-admin migrate).

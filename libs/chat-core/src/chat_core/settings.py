@@ -6,7 +6,7 @@ import socket
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -36,62 +36,175 @@ def default_edge_id() -> str:
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    # RabbitMQ (AMQP 0-9-1) URL, credentials included; a secret.
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    # Comma-separated URLs of a cluster's nodes; when set, used instead of `amqp_url`. A
-    # service connects to any live node and moves to another when its node goes away.
-    amqp_urls: str = ""
-    # quorum: every durable queue replicated across the cluster (set it on a cluster);
-    # classic: one node's queues, faster there (docs/scaling.md has the figures). A queue's
-    # type is fixed when it is created: change BROKER_PREFIX along with it.
-    broker_queue_type: Literal["classic", "quorum"] = "classic"
-    # 0: presence and the messaging worker read one shared queue each (run one instance of
-    # each). N: N single-active-consumer partitions each, so any number of instances run
-    # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
-    broker_partitions: int = Field(default=0, ge=0, le=32)
-    broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
-    # How long a process trusts an account flag (disabled or not) it has read. A change by
-    # `chat-admin users disable|enable` reaches every process over the broker at once; this
-    # bounds it for a process that missed the announcement (its broker link was down).
-    account_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
-    # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
-    mongo_url: str = "mongodb://127.0.0.1:27017/"
-    # The database every service of one stack shares.
-    mongo_db: str = "chat"
-    # Every exchange and queue name starts with this, so test runs and stacks never share state.
-    broker_prefix: str = "chat"
-    # Unacknowledged messages each consumer holds at once.
-    broker_prefetch: int = Field(default=64, ge=1, le=10_000)
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="RabbitMQ (AMQP 0-9-1) URL, credentials included; a secret.",
+    )
+    amqp_urls: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Comma-separated URLs of a cluster's nodes; when set, used instead of `AMQP_URL`. "
+            "A service connects to any live node and moves to another when its node goes away."
+        ),
+    )
+    broker_queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        description=(
+            "quorum: every durable queue replicated across the cluster (set it on a cluster); "
+            "classic: one node's queues, faster there (docs/scaling.md has the figures). A "
+            "queue's type is fixed when it is created: change BROKER_PREFIX along with it."
+        ),
+    )
+    broker_partitions: int = Field(
+        default=0,
+        ge=0,
+        le=32,
+        description=(
+            "0: presence and the messaging worker read one shared queue each (run one "
+            "instance of each). N: N single-active-consumer partitions each, so any number of "
+            "instances run with one writer per user (docs/scaling.md). Every service of a "
+            "stack needs the same N."
+        ),
+    )
+    broker_reconnect_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Pause between attempts to reach a broker node again after losing it.",
+    )
+    account_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description=(
+            "How long a process trusts an account flag (disabled or not) it has read. A change "
+            "by `chat-admin users disable|enable` reaches every process over the broker at "
+            "once; this bounds it for a process that missed the announcement (its broker link "
+            "was down)."
+        ),
+    )
+    mongo_url: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27017/"),
+        description="MongoDB URL (MongoDB 7, or FerretDB in development); a secret.",
+    )
+    mongo_db: str = Field(
+        default="chat", description="The database every service of one stack shares."
+    )
+    broker_prefix: str = Field(
+        default="chat",
+        description=(
+            "Every exchange and queue name starts with this, so test runs and stacks never "
+            "share state."
+        ),
+    )
+    broker_prefetch: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Unacknowledged messages each consumer holds at once.",
+    )
 
-    # dev: the token is the user's +84 mobile number. firebase: a Firebase ID token, verified
-    # (signature, audience, issuer, expiry); the user id is its uid.
-    auth_mode: AuthMode = AuthMode.DEV
-    # The Firebase project whose ID tokens are accepted (their `aud`); required in firebase mode.
-    firebase_project_id: str | None = None
-    # A service-account JSON file; optional, verifying ID tokens needs only the project id.
-    firebase_credentials_file: str | None = None
-    # Tolerance for clock differences when checking a token's iat/exp.
-    firebase_clock_skew_seconds: int = Field(default=10, ge=0, le=60)
-    # Set by the Firebase emulator tooling; firebase-admin then skips signature checks, so a
-    # service in firebase mode refuses to start while it is set (a guard, not a switch).
-    firebase_auth_emulator_host: str | None = None
+    auth_mode: AuthMode = Field(
+        default=AuthMode.DEV,
+        description=(
+            "dev: the token is the user's +84 mobile number, so it serves loopback only (see "
+            "ALLOW_DEV_AUTH_ON_NETWORK). firebase: a Firebase ID token, verified (signature, "
+            "audience, issuer, expiry); the user id is its uid."
+        ),
+    )
+    allow_dev_auth_on_network: bool = Field(
+        default=False,
+        description=(
+            "Dev auth lets anyone sign in as any phone number, so a service in AUTH_MODE=dev "
+            "refuses to listen on anything but loopback; true lets it (a demo on a closed "
+            "network, compose's quick start), never in production."
+        ),
+    )
+    firebase_project_id: str | None = Field(
+        default=None,
+        description=(
+            "The Firebase project whose ID tokens are accepted (their `aud`); required in "
+            "firebase mode."
+        ),
+    )
+    firebase_credentials_file: str | None = Field(
+        default=None,
+        description=(
+            "A service-account JSON file (mount it as a secret); optional, verifying ID "
+            "tokens needs only the project id."
+        ),
+    )
+    firebase_clock_skew_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=60,
+        description="Tolerance for clock differences when checking a token's iat/exp.",
+    )
+    firebase_auth_emulator_host: str | None = Field(
+        default=None,
+        description=(
+            "Set by the Firebase emulator tooling; firebase-admin then skips signature checks, "
+            "so a service in firebase mode refuses to start while it is set (a guard, not a "
+            "switch)."
+        ),
+    )
 
-    log_level: str = "INFO"
-    # auto: one JSON object per line when stderr is not a terminal, coloured text when it is.
-    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = Field(
+        default="INFO",
+        description=(
+            "DEBUG, INFO, WARNING, ERROR or CRITICAL. Phone numbers are masked below WARNING."
+        ),
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description=(
+            "auto: one JSON object per line when stderr is not a terminal, coloured text when "
+            "it is."
+        ),
+    )
 
-    # Interface to listen on when --host is not given (the image sets 0.0.0.0).
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface to listen on when --host is not given (the image sets 0.0.0.0).",
+    )
+    admin_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Unset: /metrics, /stats, /docs, /redoc and /openapi.json are on the service's own "
+            "port. Set: they move to a listener on this port, which the load balancer never "
+            "reaches, and the service's port answers them 404 (chat_core.internal)."
+        ),
+    )
+    admin_host: str | None = Field(
+        default=None,
+        description="Interface of the ADMIN_PORT listener; unset: the service's own (HOST).",
+    )
 
-    # Browser origins allowed to open a WebSocket or call the REST APIs (CORS); `*` is any.
-    # Unset: any origin in dev auth mode, none in firebase mode (see chat_core.origins).
-    allowed_origins: ListSetting | None = None
-    # Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by default.
-    trusted_proxies: ListSetting = Field(default_factory=list)
-    # Request bodies above this are refused with 413 on the REST APIs.
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    allowed_origins: ListSetting | None = Field(
+        default=None,
+        description=(
+            "Browser origins allowed to open a WebSocket or call the REST APIs (CORS); `*` is "
+            "any. Unset: any origin in dev auth mode, none in firebase mode "
+            "(chat_core.origins)."
+        ),
+    )
+    trusted_proxies: ListSetting = Field(
+        default_factory=list,
+        description=(
+            "Proxies (addresses or networks) whose X-Forwarded-For is believed; nobody's by "
+            "default."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Request bodies above this are refused with 413 on the REST APIs.",
+    )
 
     @property
     def broker_urls(self) -> list[str]:
-        urls = [url.strip() for url in self.amqp_urls.split(",") if url.strip()]
-        return urls or [self.amqp_url]
+        listed = self.amqp_urls.get_secret_value().split(",")
+        urls = [url.strip() for url in listed if url.strip()]
+        return urls or [self.amqp_url.get_secret_value()]

@@ -5,6 +5,7 @@ every setting, but no production settings class carries them, docs/configuration
 them under their own heading, and a service that finds one set logs a warning.
 """
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,11 +14,24 @@ class TestSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    # Where Firebase's token-signing certificates are fetched from instead of Google's URL:
-    # tests serve their own (as firebase-admin's own tests do).
-    firebase_cert_url: str | None = None
-    # messaging exits (status 70) right after a message is written and before its new_message
-    # is published: the outbox crash test.
-    fault_crash_after_write: bool = False
-    # messaging exits (status 70) right after a message took its seq, before any other write.
-    fault_crash_after_claim: bool = False
+    firebase_cert_url: str | None = Field(
+        default=None,
+        description=(
+            "Where Firebase's token-signing certificates are fetched from instead of Google's "
+            "URL: tests serve their own (as firebase-admin's own tests do)."
+        ),
+    )
+    fault_crash_after_write: bool = Field(
+        default=False,
+        description=(
+            "messaging exits (status 70) right after a message is written and before its "
+            "new_message is published: the outbox crash test."
+        ),
+    )
+    fault_crash_after_claim: bool = Field(
+        default=False,
+        description=(
+            "messaging exits (status 70) right after a message took its seq, before any other "
+            "write."
+        ),
+    )

@@ -7,11 +7,9 @@ from datetime import datetime
 from pymongo.errors import DuplicateKeyError
 
 from chat_core.clock import to_milliseconds
-from chat_core.ids import is_vn_mobile, new_id, normalize_user_id
+from chat_core.ids import is_user_id, is_vn_mobile, new_id, normalize_user_id
 from chat_core.settings import AuthMode
 from chat_core.store.conversations import Conversation, Conversations
-
-_MAX_USER_ID_LENGTH = 128
 
 
 class InvalidParticipant(ValueError):
@@ -25,7 +23,7 @@ def user_id_check(auth_mode: AuthMode) -> Callable[[str], bool]:
     """The same rule the edge applies to a user id in a WebSocket path."""
     if auth_mode is AuthMode.DEV:
         return is_vn_mobile
-    return lambda user_id: 0 < len(user_id) <= _MAX_USER_ID_LENGTH and user_id.isprintable()
+    return is_user_id
 
 
 def participants_of(
@@ -56,9 +54,18 @@ def one_to_one_id(first: str, second: str) -> str:
     """Deterministic per pair, so concurrent creations of one pair meet on the same _id.
 
     24 hex digits like every other conversation id, so path validation treats it the same.
+    Ids joined with `|` are ambiguous once an id contains one ("a|b" + "c" and "a" + "b|c"
+    both gave `one-to-one|a|b|c`, so a user was handed another pair's conversation). Such
+    pairs are length-prefixed instead; every other pair (all of dev mode's phone numbers,
+    Firebase's generated uids) keeps the id it always had, so stored ids stay valid. The
+    two spellings cannot meet: the old one has `|` where the new one has `#`.
     """
     low, high = sorted((first, second))
-    return hashlib.sha256(f"one-to-one|{low}|{high}".encode()).hexdigest()[:24]
+    if "|" in low or "|" in high:
+        key = f"one-to-one#{len(low)}:{low}{len(high)}:{high}"
+    else:
+        key = f"one-to-one|{low}|{high}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def is_one_to_one(participant_ids: Sequence[str], name: str | None) -> bool:

@@ -11,15 +11,23 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
+from chat_core import VERSION
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
 from chat_core.http_errors import REST_ERRORS
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from messaging import api
 from messaging.config import MessagingSettings
 from messaging.outbox_watch import sample_outbox
@@ -70,8 +78,9 @@ def create_app(settings: MessagingSettings) -> FastAPI:
     app = FastAPI(
         title="chat messaging",
         summary="Conversations and messages; new_message, typing and read receipts in real time.",
-        version="1.0.0",
+        version=VERSION,
         lifespan=lifespan,
+        **api_docs_urls(settings),
     )
 
     async def readiness() -> dict[str, bool]:
@@ -83,6 +92,7 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         return checks
 
     app.include_router(health_router(readiness))
+    place_internal(app, internal_router(), settings)
     app.add_middleware(RequestContextMiddleware)
     app.state.rest_limits = RestLimits(settings)
     app.include_router(
@@ -128,4 +138,6 @@ def main() -> None:
     args = parse_address("chat messaging service", 8001, MessagingSettings, "messaging")
     settings = MessagingSettings()
     configure_logging("messaging", settings.log_level, settings.log_format)
-    serve(create_app(settings), args.host or settings.host, args.port)
+    host = listen_host("messaging", args.host, settings)
+    app = create_app(settings)
+    serve(app, host, args.port, internal=internal_listener(app, settings, host))

@@ -1,4 +1,5 @@
-"""Per-user REST limits: message sends and conversation creation (429 with Retry-After).
+"""Per-user REST limits: message sends, conversation creation and reads (the chat list,
+history, one message, /sync), each its own bucket (429 with Retry-After).
 
 Counted in this process's memory: several messaging processes behind a load balancer each
 count on their own, so a user's effective limit is up to N times the setting with N
@@ -39,8 +40,15 @@ class RestLimits:
             "conversations created",
             KeyedLimiter(Rate(settings.conversation_rate_per_second, settings.conversation_burst)),
         )
+        # Reads are cheaper than sends, but history and /sync pages are the costliest queries
+        # a user can repeat; their own bucket, so reading never uses up a user's sends.
+        self.reads = Limit(
+            "reads", KeyedLimiter(Rate(settings.read_rate_per_second, settings.read_burst))
+        )
 
     def for_route(self, method: str, path: str) -> Limit | None:
+        if method == "GET":
+            return self.reads
         if method != "POST":
             return None
         if path == _CREATE_PATH:

@@ -6,16 +6,24 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
+from chat_core import VERSION
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import EDGES, PRESENCE
 from chat_core.events import inbound_event_adapter
 from chat_core.http_errors import REST_ERRORS
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.rest_guard import guard_rest_api
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from presence.config import PresenceSettings
 from presence.consumer import presence_handler
 from presence.routes import router
@@ -56,13 +64,16 @@ def create_app(settings: PresenceSettings) -> FastAPI:
             # Unacked events go back to the queue and are applied again, idempotently.
             await runtime.close()
 
-    app = FastAPI(title="chat presence", lifespan=lifespan)
+    app = FastAPI(
+        title="chat presence", version=VERSION, lifespan=lifespan, **api_docs_urls(settings)
+    )
 
     async def readiness() -> dict[str, bool]:
         service: PresenceService | None = getattr(app.state, "presence", None)
         return await service.readiness() if service else {"started": False}
 
     app.include_router(health_router(readiness))
+    place_internal(app, internal_router(), settings)
     app.include_router(router, responses=REST_ERRORS)
     app.add_middleware(RequestContextMiddleware)
     guard_rest_api(app, settings)
@@ -73,4 +84,6 @@ def main() -> None:
     args = parse_address("chat presence service", 8002, PresenceSettings, "presence")
     settings = PresenceSettings()
     configure_logging("presence", settings.log_level, settings.log_format)
-    serve(create_app(settings), args.host or settings.host, args.port)
+    host = listen_host("presence", args.host, settings)
+    app = create_app(settings)
+    serve(app, host, args.port, internal=internal_listener(app, settings, host))

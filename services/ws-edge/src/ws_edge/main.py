@@ -9,21 +9,28 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chat_core import asyncapi, metrics
+from chat_core import VERSION, asyncapi, metrics
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.close_codes import CloseCode
+from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
 from chat_core.request_context import RequestContextMiddleware
 from chat_core.runtime import Runtime
-from chat_core.server import health_router, parse_address, serve
+from chat_core.server import (
+    health_router,
+    internal_listener,
+    listen_host,
+    parse_address,
+    serve,
+)
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
 from ws_edge.session import run_session
-from ws_edge.upgrade import refused_before_upgrade
+from ws_edge.upgrade import SocketsPerAddress, admitted_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +62,9 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
             await runtime.close()
 
-    app = FastAPI(title="chat ws-edge", lifespan=lifespan)
+    app = FastAPI(
+        title="chat ws-edge", version=VERSION, lifespan=lifespan, **api_docs_urls(settings)
+    )
 
     async def readiness() -> dict[str, bool]:
         edge: Edge | None = getattr(app.state, "edge", None)
@@ -68,7 +77,9 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
     async def asyncapi_document() -> JSONResponse:
         return JSONResponse(asyncapi.document())
 
-    @app.get("/stats")
+    internal = internal_router()
+
+    @internal.get("/stats")
     async def stats(edge: EdgeDep) -> JSONResponse:
         return JSONResponse(
             {
@@ -88,14 +99,16 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             }
         )
 
-    return EdgeApp(app)
+    place_internal(app, internal, settings)
+    return EdgeApp(app, SocketsPerAddress(settings.max_sockets_per_address))
 
 
 class EdgeApp:
     """The edge's ASGI app: WebSocket sessions here, everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI) -> None:
+    def __init__(self, api: FastAPI, open_sockets: SocketsPerAddress) -> None:
         self.api = api
+        self.open_sockets = open_sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # /ws/{userId} is served here, outside FastAPI's router and middleware: their frames
@@ -104,8 +117,10 @@ class EdgeApp:
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
                 socket = WebSocket(scope, receive, send)
-                if not await refused_before_upgrade(self.api.state.edge, socket):
-                    await run_session(self.api.state.edge, socket, user_id)
+                edge = self.api.state.edge
+                async with admitted_before_upgrade(edge, socket, self.open_sockets) as admitted:
+                    if admitted:
+                        await run_session(edge, socket, user_id)
                 return
         await self.api(scope, receive, send)
 
@@ -119,12 +134,14 @@ def main() -> None:
     args = parse_address("chat WebSocket edge", 8000, EdgeSettings, "ws-edge")
     settings = EdgeSettings()
     configure_logging("ws-edge", settings.log_level, settings.log_format)
+    host = listen_host("ws-edge", args.host, settings)
     app = create_app(settings)
     serve(
         app,
-        args.host or settings.host,
+        host,
         args.port,
         before_exit=app.drain,
+        internal=internal_listener(app.api, settings, host),
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
