@@ -217,7 +217,7 @@ async def test_a_sent_message_reaches_every_participant_and_leaves_no_outbox(
         assert r.expiration is None
     assert await world.messages.get(sent.message_id) == sent
     await world.settle()
-    assert await world.outbox.count() == 0
+    assert await world.db.outbox.count_documents({}) == 0
 
 
 async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
@@ -239,7 +239,7 @@ async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
     assert await world.db.messages.count_documents({}) == 1
     assert await world.db.timeline.count_documents({}) == 1
     await world.settle()
-    assert await world.outbox.count() == 0
+    assert await world.db.outbox.count_documents({}) == 0
 
 
 async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: World) -> None:
@@ -265,7 +265,7 @@ async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: Wor
     assert {r.user_id for r in received} == {alice, bob}
     assert all(r.envelope.frame == new_message_frame(stored) for r in received)
     await world.settle()
-    assert await world.outbox.count() == 0
+    assert await world.db.outbox.count_documents({}) == 0
     assert await world.db.messages.count_documents({}) == 1
 
 
@@ -394,7 +394,7 @@ async def test_a_repeat_takes_over_a_reservation_whose_send_died_before_its_outb
     (received,) = await world.deliveries.take(1)
     assert received.envelope.frame == new_message_frame(stored)
     await world.settle()
-    assert await world.outbox.count() == 0
+    assert await world.db.outbox.count_documents({}) == 0
     again, created = await world.send(Draft(cid, alice, "retry", "text", "k"))
     assert (again, created) == (stored, False)
     await world.deliveries.assert_none()

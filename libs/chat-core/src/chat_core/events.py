@@ -14,7 +14,6 @@ from chat_core.clock import utcnow
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Status = Literal["available", "away", "busy", "offline"]
-EffectiveStatus = Status
 MessageType = Literal["text", "image", "video", "audio"]
 STATUSES: tuple[Status, ...] = ("available", "away", "busy", "offline")
 

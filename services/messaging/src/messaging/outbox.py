@@ -90,9 +90,6 @@ class Outbox:
             if doc["_id"] not in self._published and doc["_id"] not in self._in_flight
         ]
 
-    async def count(self) -> int:
-        return await self._collection.count_documents({})
-
 
 def _pending(doc: Document) -> PendingMessage:
     return PendingMessage(

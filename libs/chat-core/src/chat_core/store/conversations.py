@@ -125,12 +125,6 @@ class Conversations:
             while len(self._advanced) > _REMEMBERED:
                 self._advanced.popitem(last=False)
 
-    async def confirmed(self, conversation: Conversation, messages: Messages) -> Conversation:
-        """The conversation with `last_seq` and `last_message` confirmed against the timeline:
-        one lookup when the hint is current, a few more when a send is in flight."""
-        (confirmed,) = await self.all_confirmed([conversation], messages)
-        return confirmed
-
     async def all_confirmed(
         self, conversations: Sequence[Conversation], messages: Messages
     ) -> list[Conversation]:

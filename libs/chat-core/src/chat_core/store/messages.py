@@ -20,7 +20,7 @@ is a reservation that only its sender's retries and the relay look at.
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -339,7 +339,3 @@ class Messages:
         self._last_seqs.move_to_end(conversation_id)
         while len(self._last_seqs) > _KNOWN_LAST_SEQS:
             self._last_seqs.popitem(last=False)
-
-
-def only_messages(entries: Iterable[Entry]) -> list[Message]:
-    return [entry for entry in entries if isinstance(entry, Message)]
