@@ -51,6 +51,7 @@ import (
 	"strings"
 
 	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/util/must"
 	"github.com/FerretDB/FerretDB/internal/handler/sjson"
 	"github.com/FerretDB/FerretDB/internal/types"
 )
@@ -58,8 +59,13 @@ import (
 // maxIDsIn stays well below SQLite's smallest limit on bound parameters (999).
 const maxIDsIn = 500
 
-// idInClause turns {$in: [ids]} into a WHERE clause on the indexed _id expression.
+// idInClause turns {$in: [ids]}, or a prefix range {$gte: P, $lt: Q} (Q is P with its last
+// character incremented: every string starting with P), into a WHERE clause on the indexed
+// _id expression.
 func idInClause(condition *types.Document) (string, []any, bool) {
+	if condition.Len() == 2 {
+		return idPrefixClause(condition)
+	}
 	if condition.Len() != 1 {
 		return "", nil, false
 	}
@@ -87,6 +93,38 @@ func idInClause(condition *types.Document) (string, []any, bool) {
 	}
 	placeholders := strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")
 	return ` WHERE ` + metadata.IDColumn + ` IN (` + placeholders + `)`, args, true
+}
+
+// idPrefixClause pushes down {$gte: P, $lt: Q} when it means "starts with P": P plain
+// printable ASCII without quote or backslash, Q the same but for a last character one
+// higher. The indexed expression holds _id as JSON text ("P..."), which orders exactly like
+// the string for such bounds, so the range misses no matching document; an _id of another
+// type is JSON of another shape, outside it. FilterIterator applies the filter again.
+func idPrefixClause(condition *types.Document) (string, []any, bool) {
+	low, errLow := condition.Get("$gte")
+	high, errHigh := condition.Get("$lt")
+	if errLow != nil || errHigh != nil {
+		return "", nil, false
+	}
+	from, okLow := low.(string)
+	to, okHigh := high.(string)
+	if !okLow || !okHigh || len(from) == 0 || len(from) != len(to) {
+		return "", nil, false
+	}
+	for i := 0; i < len(from); i++ {
+		if from[i] < 0x20 || from[i] > 0x7e || from[i] == '"' || from[i] == '\\' {
+			return "", nil, false
+		}
+	}
+	last := len(from) - 1
+	if from[:last] != to[:last] || to[last] != from[last]+1 {
+		return "", nil, false
+	}
+	args := []any{
+		string(must.NotFail(sjson.MarshalSingleValue(from))),
+		string(must.NotFail(sjson.MarshalSingleValue(to))),
+	}
+	return ` WHERE ` + metadata.IDColumn + ` >= ? AND ` + metadata.IDColumn + ` < ?`, args, true
 }
 GO
 if [ "$(grep -c 'args = \[\]any{string(must.NotFail(sjson.MarshalSingleValue(v)))}' "$collection")" != 2 ]; then

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from chat_core.db import Database, Document, IdLookups, pushes_down_id_in
+from chat_core.db import Database, Document, IdLookups, pushes_down_id_in, pushes_down_id_prefix
 
 
 @pytest.fixture(params=[True, False], ids=["in", "one-per-id"])
@@ -69,3 +69,17 @@ async def test_a_page_of_ids_is_one_command_where_the_server_allows(
 
     assert sorted(found) == sorted(f"t{i}" for i in range(20, 40))
     assert finds.filters == [{"_id": {"$in": [f"t{i}" for i in range(20, 40)]}}]
+
+
+async def test_the_outbox_range_of_ids_is_one_index_range_where_the_server_allows(
+    db: Database,
+) -> None:
+    # The outbox relay finds its entries as every `_id` starting "o:"; MongoDB reads that
+    # from the `_id` index, and so does devdb (tools/devdb/build.sh's fourth fix). A stock
+    # FerretDB (or an older devdb still answering here) would scan the whole collection.
+    await db.things.insert_many(
+        [{"_id": i} for i in ("o:1", "o:2", 'o:a"b', "o", "o;", "n:1", "6b")]
+    )
+    assert await pushes_down_id_prefix(db.things)
+    found = [doc["_id"] async for doc in db.things.find({"_id": {"$gte": "o:", "$lt": "o;"}})]
+    assert sorted(found) == ["o:1", "o:2", 'o:a"b']

@@ -11,7 +11,7 @@ from chat_core.clock import utcnow
 from chat_core.db import Database
 from chat_core.ids import message_id_for, new_id
 from chat_core.store.conversations import Conversation, Conversations
-from chat_core.store.messages import Message, Messages
+from chat_core.store.messages import OUTBOX_ENTRIES, Message, Messages
 from chat_core.store.read_state import ReadMove, ReadStates
 from chat_core.store.sync import SyncCursor, sync
 from messaging.conversations import create_conversation
@@ -301,7 +301,7 @@ async def test_outbox_hands_out_only_entries_older_than_asked(db: Database) -> N
     assert [(p.message, p.participant_ids) for p in pending] == [(old, (alice, bob))]
     await outbox.remove(old.message_id)
     assert await outbox.written_before(now - timedelta(seconds=5)) == []
-    assert await db.outbox.count_documents({}) == 1
+    assert await db.timeline.count_documents(OUTBOX_ENTRIES) == 1
 
 
 async def test_conversation_documents_round_trip(db: Database) -> None:

@@ -33,7 +33,7 @@ from chat_core.events import (
 from chat_core.ids import message_id_for, new_id
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.store.conversations import Conversation, Conversations
-from chat_core.store.messages import Message, Messages, Tombstone, new_message_frame
+from chat_core.store.messages import OUTBOX_ENTRIES, Message, Messages, Tombstone, new_message_frame
 from chat_core.store.read_state import ReadStates
 from chat_core.store.sync import CLAIM_DEADLINE
 from messaging.conversations import create_conversation
@@ -217,7 +217,7 @@ async def test_a_sent_message_reaches_every_participant_and_leaves_no_outbox(
         assert r.expiration is None
     assert await world.messages.get(sent.message_id) == sent
     await world.settle()
-    assert await world.db.outbox.count_documents({}) == 0
+    assert await world.db.timeline.count_documents(OUTBOX_ENTRIES) == 0
 
 
 async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
@@ -236,10 +236,10 @@ async def test_the_same_client_message_id_returns_the_first_and_delivers_once(
     assert isinstance(delivered.envelope.frame, NewMessage)
     assert delivered.envelope.frame.message_id == first.message_id
     await world.deliveries.assert_none()
-    assert await world.db.messages.count_documents({}) == 1
-    assert await world.db.timeline.count_documents({}) == 1
     await world.settle()
-    assert await world.db.outbox.count_documents({}) == 0
+    assert await world.db.timeline.count_documents(OUTBOX_ENTRIES) == 0
+    # One by-id document and one position.
+    assert await world.db.timeline.count_documents({}) == 2
 
 
 async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: World) -> None:
@@ -265,8 +265,8 @@ async def test_a_crash_after_the_write_leaves_the_event_for_the_relay(world: Wor
     assert {r.user_id for r in received} == {alice, bob}
     assert all(r.envelope.frame == new_message_frame(stored) for r in received)
     await world.settle()
-    assert await world.db.outbox.count_documents({}) == 0
-    assert await world.db.messages.count_documents({}) == 1
+    assert await world.db.timeline.count_documents(OUTBOX_ENTRIES) == 0
+    assert await world.db.timeline.count_documents({}) == 2
 
 
 async def test_the_relay_writes_a_message_the_request_never_got_to(world: World) -> None:
@@ -394,7 +394,7 @@ async def test_a_repeat_takes_over_a_reservation_whose_send_died_before_its_outb
     (received,) = await world.deliveries.take(1)
     assert received.envelope.frame == new_message_frame(stored)
     await world.settle()
-    assert await world.db.outbox.count_documents({}) == 0
+    assert await world.db.timeline.count_documents(OUTBOX_ENTRIES) == 0
     again, created = await world.send(Draft(cid, alice, "retry", "text", "k"))
     assert (again, created) == (stored, False)
     await world.deliveries.assert_none()

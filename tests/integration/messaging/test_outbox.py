@@ -5,7 +5,7 @@ from datetime import timedelta
 from chat_core.clock import utcnow
 from chat_core.db import Database
 from chat_core.ids import new_id
-from chat_core.store.messages import Message
+from chat_core.store.messages import OUTBOX_ENTRIES, Message
 from messaging.outbox import Outbox
 
 
@@ -36,11 +36,11 @@ async def test_published_entries_are_not_relayed_and_go_at_the_next_flush(db: Da
 
     pending = await outbox.written_before(utcnow())
     assert [p.message.message_id for p in pending] == [unconfirmed.message_id]
-    assert await db.outbox.count_documents({}) == 2
+    assert await db.timeline.count_documents(OUTBOX_ENTRIES) == 2
     await outbox.flush()
-    assert await db.outbox.count_documents({}) == 1
+    assert await db.timeline.count_documents(OUTBOX_ENTRIES) == 1
     await outbox.flush()
-    assert await db.outbox.count_documents({}) == 1
+    assert await db.timeline.count_documents(OUTBOX_ENTRIES) == 1
 
 
 async def test_entries_of_requests_still_running_here_are_left_to_them(db: Database) -> None:

@@ -108,6 +108,15 @@ async def pushes_down_id_in(collection: Collection) -> bool:
     return await _pushed_down(collection, {"_id": {"$in": ["probe-a", "probe-b"]}})
 
 
+async def pushes_down_id_prefix(collection: Collection) -> bool:
+    """Whether `{_id: {$gte: "o:", $lt: "o;"}}` (every `_id` starting "o:") is a range of
+    the `_id` index. MongoDB: always. devdb pushes it down (tools/devdb/build.sh's fourth fix)
+    and says so in explain; a stock FerretDB scans the collection."""
+    if not await is_ferretdb(collection.database):
+        return True
+    return await _pushed_down(collection, {"_id": {"$gte": "o:", "$lt": "o;"}})
+
+
 class ServerTrait:
     """A yes/no about the server, asked on first use (once, for all callers) and remembered.
 

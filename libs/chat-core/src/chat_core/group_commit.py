@@ -12,10 +12,14 @@ Each caller still gets its own outcome: `DuplicateKeyError` for its document alo
 command is unordered, so one duplicate does not stop the others), and any error of the
 whole command (connection lost, timeout) to every caller in it, as `insert_one` would have
 raised it, with the same uncertainty about whether the document was written.
+
+Ordered groups (`insert_in_order`) are several documents of one caller that must go in order
+and no further than the first that fails: a send's reservation, outbox entry and position.
+Many callers' groups still go as one command.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +35,7 @@ DUPLICATE_KEY = 11000
 @dataclass
 class _Pending:
     operation: Any
-    done: asyncio.Future[None] = field(
+    done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -49,7 +53,7 @@ class _Batches:
         self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, operation: Any) -> None:
+    async def submit(self, operation: Any) -> Any:
         pending = _Pending(operation)
         self._waiting.append(pending)
         if not self._running:
@@ -57,18 +61,19 @@ class _Batches:
             task = asyncio.create_task(self._run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        await pending.done
+        return await pending.done
 
     async def _run(self) -> None:
         try:
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
-                await self._write(batch)
+                # What the command did not get to goes first in the next one.
+                self._waiting[:0] = await self._write(batch)
         finally:
             self._running = False
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Pending]) -> list[_Pending]:
         failures: dict[int, Exception] = {}
         try:
             with timed_db(self._name):
@@ -85,13 +90,61 @@ class _Batches:
         except Exception as error:  # every caller gets the whole command's failure
             failures = dict.fromkeys(range(len(batch)), error)
         for index, pending in enumerate(batch):
-            if pending.done.done():
-                continue  # its caller was cancelled
             failure = failures.get(index)
             if failure is None:
-                pending.done.set_result(None)
+                _resolve(pending, None)
             else:
-                pending.done.set_exception(failure)
+                _fail(pending, failure)
+        return []
+
+
+def _resolve(pending: _Pending, result: Any) -> None:
+    if not pending.done.done():  # else its caller was cancelled
+        pending.done.set_result(result)
+
+
+def _fail(pending: _Pending, failure: BaseException) -> None:
+    if not pending.done.done():
+        pending.done.set_exception(failure)
+
+
+class _OrderedGroups(_Batches):
+    """Groups of documents, each inserted in order and only as far as its first failure:
+    many groups go as one ordered `insert_many`, which stops at the first failing document.
+    Groups before it are whole, its own is done up to it, and the groups after it go as the
+    next command."""
+
+    async def _write(self, batch: list[_Pending]) -> list[_Pending]:
+        documents = [doc for pending in batch for doc in pending.operation]
+        try:
+            with timed_db(self._name):
+                await self._command(documents)
+        except BulkWriteError as error:
+            (detail, *_) = error.details.get("writeErrors", [{}]) or [{}]
+            failed_at = detail.get("index")
+            if failed_at is None or error.details.get("writeConcernErrors"):
+                for pending in batch:
+                    _fail(pending, error)
+                return []
+            start = 0
+            for position, pending in enumerate(batch):
+                end = start + len(pending.operation)
+                if failed_at >= end:
+                    _resolve(pending, (len(pending.operation), None))
+                elif failed_at >= start:
+                    kind = DuplicateKeyError if detail.get("code") == DUPLICATE_KEY else WriteError
+                    failure = kind(detail.get("errmsg", ""), detail.get("code"), detail)
+                    _resolve(pending, (failed_at - start, failure))
+                    return [p for p in batch[position + 1 :] if not p.done.done()]
+                start = end
+            return []
+        except Exception as error:
+            for pending in batch:
+                _fail(pending, error)
+            return []
+        for pending in batch:
+            _resolve(pending, (len(pending.operation), None))
+        return []
 
 
 class GroupCommit:
@@ -108,10 +161,24 @@ class GroupCommit:
         self._updates = _Batches(
             "update", lambda updates: collection.bulk_write(updates, ordered=False), max_batch
         )
+        self._groups = _OrderedGroups(
+            "insert", lambda documents: collection.insert_many(documents, ordered=True), max_batch
+        )
 
     async def insert(self, document: Document) -> None:
         """Insert one document; raises `DuplicateKeyError` if a unique key already exists."""
         await self._inserts.submit(document)
+
+    async def insert_in_order(
+        self, documents: Sequence[Document]
+    ) -> tuple[int, DuplicateKeyError | WriteError | None]:
+        """Insert `documents` in order, stopping at the first that fails: how many went in, and
+        the failure of the next one (None when all did). Batched with other groups; an error
+        of the whole command raises, as for `insert`."""
+        done: tuple[int, DuplicateKeyError | WriteError | None] = await self._groups.submit(
+            list(documents)
+        )
+        return done
 
     async def update(self, filter: Document, update: Document, *, upsert: bool = False) -> None:
         """Apply `update` to the document matching `filter` (an `_id` filter: FerretDB looks

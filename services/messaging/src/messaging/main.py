@@ -11,10 +11,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pymongo.errors import PyMongoError
 
-from chat_core import VERSION
+from chat_core import VERSION, metrics
 from chat_core.auth import build_authenticator
 from chat_core.background import BackgroundJobs
 from chat_core.broker import is_transient
+from chat_core.db import pushes_down_id_prefix
 from chat_core.http_errors import REST_ERRORS
 from chat_core.internal import api_docs_urls, internal_router, place_internal
 from chat_core.logs import configure_logging
@@ -30,7 +31,6 @@ from chat_core.server import (
 )
 from messaging import api
 from messaging.config import MessagingSettings
-from messaging.outbox_watch import sample_outbox
 from messaging.rate_limits import RestLimits, enforce_rest_limits
 from messaging.relay import relay_round
 from messaging.service import Messaging
@@ -62,10 +62,15 @@ def create_app(settings: MessagingSettings) -> FastAPI:
         )
         jobs.every(
             settings.relay_interval_seconds,
-            lambda: sample_outbox(runtime.db),
+            lambda: _sample_outbox(messaging),
             on_failure="outbox sample failed",
         )
         app.state.messaging = messaging
+        if not await pushes_down_id_prefix(runtime.db.timeline):
+            log.warning(
+                "the database scans the whole store for the outbox relay's range of _ids "
+                "(a stock FerretDB; MongoDB and devdb use the _id index): rebuild devdb"
+            )
         log.info("messaging started")
         try:
             yield
@@ -115,6 +120,12 @@ def create_app(settings: MessagingSettings) -> FastAPI:
 
     _document_configured_limits(app, settings)
     return app
+
+
+async def _sample_outbox(messaging: Messaging) -> None:
+    """The outbox's backlog and its oldest entry's age, for /metrics: a healthy outbox holds
+    entries for a fraction of a second; a growing one means publishing fails."""
+    metrics.outbox_sample(*await messaging.outbox.sample())
 
 
 def _document_configured_limits(app: FastAPI, settings: MessagingSettings) -> None:

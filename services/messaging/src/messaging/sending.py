@@ -1,18 +1,17 @@
 """Sending a message: stored once per clientMessageId at the next seq, then announced.
 
-A send waits on two database round trips and one confirmed publish:
-1. the message's by-id document, under the messageId its idempotency key derives to
-   (`message_id_for`) and with the seq it expects to take: the key's claim and the by-id
-   copy in one insert; concurrently, the outbox entry (outbox.py);
-2. its timeline position (the seq), usually the one expected (positions.py);
-3. the `new_message` publish, confirmed by the broker.
+A send waits on one database command and one confirmed publish:
+1. one ordered insert of three documents (batched with concurrent sends'): the message's
+   by-id document, under the messageId its idempotency key derives to (`message_id_for`)
+   and with the seq it expects to take, which is the key's claim; the outbox entry
+   (outbox.py); and its timeline position (the seq), usually the one expected;
+2. the `new_message` publish, confirmed by the broker.
 The conversation's last-message hint and the sender's own read position follow in batches
 (write_behind.py), and the outbox entry is removed after them. A crash anywhere leaves a
 reservation that a retry of the same key takes over, or an outbox entry that the relay
 finishes (relay.py); a position once taken always holds the message or a tombstone.
 """
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +23,7 @@ from chat_core.clock import to_milliseconds, utcnow
 from chat_core.events import MessageType
 from chat_core.ids import message_id_for, new_id
 from chat_core.store.conversations import Conversations
-from chat_core.store.messages import Message, Messages, new_message_frame
+from chat_core.store.messages import Message, Messages, Reserved, new_message_frame
 from chat_core.store.sync import CLAIM_DEADLINE, DEFAULT_MARGIN
 from messaging.delivery import Deliverer, Delivery, publish
 from messaging.errors import NotFound
@@ -114,52 +113,36 @@ async def send_message(
     hint = await _hint(store, conversation_id)
     messages = store.messages
     async with messages.turn(conversation_id):
+        if utcnow() - now > CLAIM_DEADLINE:
+            # Too late to take a seq under this stamp (sync's margin relies on it); nothing
+            # is written yet, so the client's retry starts afresh.
+            raise SendInProgress
         message = replace(message, seq=messages.expected_seq(conversation_id, hint))
-        reserved, entered = await asyncio.gather(
-            messages.reserve(message),
-            store.outbox.add(message, participants, now),
-            return_exceptions=True,
-        )
-        own_entry = entered is None
+        entry = store.outbox.entry(message, participants, now)
         try:
-            if isinstance(reserved, DuplicateKeyError):
-                outcome = await _repeat(store, message, own_entry, now, takeover_after)
-                if not isinstance(outcome, Takeover):
-                    if own_entry:
-                        store.outbox.published(message.message_id)  # nothing to relay
-                    return outcome, False
-                stored = outcome.message
-            else:
-                for failure in (reserved, entered):
-                    if isinstance(failure, BaseException):
-                        raise failure
-                stored = await _position(store, message, now, faults)
+            stored = await messages.reserve_and_position(message, [entry])
+        except Reserved:
+            outcome = await _repeat(store, message, participants, now, takeover_after)
+            if not isinstance(outcome, Takeover):
+                return outcome, False
+            stored = outcome.message
         except DuplicateKeyError:
-            # The outbox entry exists but no reservation did: a send that died before its
-            # by-id insert landed. The relay finishes it, this reservation included.
+            # An outbox entry without a reservation: left by a send that died before its
+            # reservation landed. The relay finishes it, this reservation included.
             raise SendInProgress from None
-        except BaseException:
-            if own_entry:
+        else:
+            store.outbox.entered(message.message_id)
+            try:
+                faults.after_claim()
+                if utcnow() - now > CLAIM_DEADLINE:
+                    # So late that the relay may have positioned it too: one of the two wins.
+                    stored = await messages.settle(message, stored)
+            except BaseException:
                 store.outbox.settled(message.message_id)  # the relay's now
-            raise
+                raise
     first = [acknowledge(stored)] if acknowledge is not None else []
     await _publish(store, deliverer, stored, participants, now, faults, first)
     return stored, True
-
-
-async def _position(store: Store, message: Message, now: datetime, faults: Faults) -> Message:
-    """Take the reserved message's position, or leave it to the relay when too late."""
-    if utcnow() - now > CLAIM_DEADLINE:
-        # Too late to take a seq under this stamp (sync's margin relies on it): the relay
-        # finishes it with a fresh one.
-        log.warning("send left to the relay: claim deadline passed", message_id=message.message_id)
-        raise SendInProgress
-    positioned = await store.messages.take_position(message)
-    faults.after_claim()
-    if positioned.seq != message.seq or utcnow() - now > CLAIM_DEADLINE:
-        # Elsewhere than reserved, or so late that the relay may have positioned it too.
-        return await store.messages.settle(message, positioned)
-    return positioned
 
 
 async def _publish(
@@ -195,7 +178,11 @@ class Takeover:
 
 
 async def _repeat(
-    store: Store, attempt: Message, own_entry: bool, now: datetime, takeover_after: float
+    store: Store,
+    attempt: Message,
+    participants: tuple[str, ...],
+    now: datetime,
+    takeover_after: float,
 ) -> Message | Takeover:
     """A send whose messageId is reserved already: the same idempotency key again. The
     first message, stored; or a Takeover to announce; or SendInProgress."""
@@ -205,15 +192,25 @@ async def _repeat(
     if first.message_id != attempt.message_id or await store.messages.is_positioned(first):
         # Stored (an alias is a message stored before store version 3).
         return first
-    if not own_entry:
+    if await store.outbox.get(first.message_id) is not None:
         # The first send's outbox entry is there: it is in flight, or the relay's.
         raise SendInProgress
     if (now - first.created_at).total_seconds() < takeover_after:
         raise SendInProgress
-    # The first attempt reserved the id and died before its outbox entry was written, so
-    # the relay never hears of it: this retry finishes it, with the first attempt's content.
-    stored = await finish_reservation(store, first, now)
+    # The first attempt reserved the id and wrote nothing else (its command failed after the
+    # reservation), so the relay never hears of it: this retry finishes it, with the first
+    # attempt's content, under an outbox entry of its own.
+    try:
+        await store.outbox.add(first, participants, now)
+    except DuplicateKeyError:
+        raise SendInProgress from None
+    try:
+        stored = await finish_reservation(store, first, now)
+    except BaseException:
+        store.outbox.settled(first.message_id)
+        raise
     if stored is None:
+        store.outbox.settled(first.message_id)
         raise SendInProgress
     log.info("repeat took over a reservation left behind", message_id=stored.message_id)
     return Takeover(stored)

@@ -1,7 +1,10 @@
 """Messages in per-conversation order, found by position or by id.
 
 timeline  `_id` "<conversationId>:<seq>"  the message at that position, or a tombstone
-messages  `_id` messageId                 the same message, for the ids clients hold
+timeline  `_id` messageId                 the same message, for the ids clients hold
+
+Both live in one collection, so that a send's writes are one command (`reserve_and_position`;
+the outbox keeps its entries there too, under `o:`-prefixed ids).
 
 Taking a seq means inserting its timeline document. `_id` uniqueness is the one write that
 MongoDB and FerretDB both make atomic (FerretDB's updates are read-then-write, even
@@ -10,17 +13,17 @@ every lower one is known to be taken: no holes. A position whose message lost a 
 its id (the relay and a slow request storing the same message) becomes a tombstone, which
 readers return as such, so a client that sees N+2 after N knows N+1 is not lost.
 
-A send writes its by-id document first, with the seq it expects to take (`reserve`): a
-messageId derived from the sender's idempotency key makes that insert the key's claim too.
-Then it takes the position (`take_position`), and only if the position it got differs from
-the expected one (another process appended meanwhile) is the by-id document corrected. So a
-by-id document is authoritative once its position holds it (`is_positioned`); until then it
-is a reservation that only its sender's retries and the relay look at.
+A send inserts its by-id document first, with the seq it expects to take (the reservation):
+a messageId derived from the sender's idempotency key makes that insert the key's claim too.
+Then, in the same ordered command, the position; only if the position was taken meanwhile
+(another process appended) does it take the next free one and settle the reservation to it.
+So a by-id document is authoritative once its position holds it (`is_positioned`); until
+then it is a reservation that only its sender's retries and the relay look at.
 """
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,6 +42,14 @@ _KNOWN_LAST_SEQS = 100_000
 ALIAS_OF = "aliasOf"
 # Set on a by-id document by `settle`: its seq is final, whoever else positioned the message.
 SETTLED = "settled"
+# The collection's third kind of `_id`: messaging's outbox entries, "o:<messageId>" (no
+# position or message id starts so), all of them one `_id` range.
+OUTBOX_PREFIX = "o:"
+OUTBOX_ENTRIES = {"_id": {"$gte": OUTBOX_PREFIX, "$lt": "o;"}}
+
+
+def outbox_entry_id(message_id: str) -> str:
+    return OUTBOX_PREFIX + message_id
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,10 @@ class Tombstone:
 Entry = Message | Tombstone
 
 
+class Reserved(Exception):
+    """The message id is reserved already: the same idempotency key sent again."""
+
+
 def entry_from_document(doc: Document) -> Entry:
     if doc.get("tombstone"):
         return Tombstone(doc["conversationId"], doc["seq"], doc["createdAt"])
@@ -138,9 +153,8 @@ def new_message_frame(message: Message) -> NewMessage:
 class Messages:
     def __init__(self, db: Database) -> None:
         self._timeline: Collection = db.timeline
-        self._by_id: Collection = db.messages
+        self._by_id: Collection = self._timeline
         self._timeline_inserts = GroupCommit(self._timeline)
-        self._by_id_inserts = GroupCommit(self._by_id)
         # Claims in one conversation go one at a time within a process (a seq is only tried
         # once the one below it is taken); other processes are kept apart by `_id` itself.
         self._claims = KeyedLock()
@@ -218,7 +232,7 @@ class Messages:
         """Insert the by-id document of a message about to take `message.seq`: the claim of
         its messageId. One insert (batched with concurrent ones); raises DuplicateKeyError
         when the id is claimed already (a repeat of the same idempotency key)."""
-        await self._by_id_inserts.insert(message.to_document())
+        await self._timeline_inserts.insert(message.to_document())
 
     async def take_position(self, message: Message) -> Message:
         """Insert the timeline document at `message.seq`, or at the next free position past
@@ -240,6 +254,30 @@ class Messages:
                 seq = await self.last_seq(conversation_id, seq) + 1
         self._remember(conversation_id, seq)
         return positioned
+
+    async def reserve_and_position(
+        self, message: Message, alongside: Sequence[Document] = ()
+    ) -> Message:
+        """Reserve `message` (by-id), insert `alongside` (the outbox entry), and take the
+        position `message.seq`, in that order, as one command batched with other sends'
+        (GroupCommit.insert_in_order). Returns the message as positioned: at the next free
+        seq, settled, when its own was taken meanwhile. Raises `Reserved` when the id is
+        reserved already (nothing else written), or the DuplicateKeyError of a document
+        `alongside` (the reservation written, nothing after it). Call inside the turn."""
+        documents = [message.to_document(), *alongside, message.timeline_document()]
+        inserted, failure = await self._timeline_inserts.insert_in_order(documents)
+        if failure is None:
+            self._remember(message.conversation_id, message.seq)
+            return message
+        if inserted == 0 and isinstance(failure, DuplicateKeyError):
+            raise Reserved(message.message_id)
+        if inserted < len(documents) - 1 or not isinstance(failure, DuplicateKeyError):
+            raise failure
+        # Only the position failed: another writer holds it (or this very insert, retried).
+        positioned = await self.take_position(message)
+        if positioned.seq == message.seq:
+            return positioned
+        return await self.settle(message, positioned)
 
     async def settle(self, reserved: Message, positioned: Message) -> Message:
         """Make the by-id document of `reserved` name the position taken for it, once: the

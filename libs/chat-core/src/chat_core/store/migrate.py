@@ -13,6 +13,7 @@ docs/message-store.md, 'Upgrading'); reads of a version-1 database scan collecti
 is acceptable once, here, and nowhere else.
 """
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -21,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from chat_core.db import Database
 from chat_core.ids import message_id_for
 from chat_core.store import schema
-from chat_core.store.messages import ALIAS_OF, Message, Messages
+from chat_core.store.messages import ALIAS_OF, Message, outbox_entry_id
 
 _DONE = "seqVersion"
 _SEQ_VERSION = 2
@@ -38,7 +39,7 @@ async def migrate(db: Database, progress: Progress) -> dict[str, int]:
         raise schema.SchemaMismatch(f"store version {version} is newer than this release")
     if version is None or version < 2:
         counts.update(await _to_version_2(db, progress))
-    counts["aliases"] = await _aliases(db)
+    counts["aliases"] = await _to_version_3(db)
     progress(f"aliases for idempotency keys: {counts['aliases']}")
     await schema.stamp(db)
     progress(f"stamped store version {schema.CURRENT_VERSION}")
@@ -74,22 +75,31 @@ async def _to_version_2(db: Database, progress: Progress) -> dict[str, int]:
     return counts
 
 
-async def _aliases(db: Database) -> int:
-    """One alias per key claimed in version 2's `client_ids` whose message id differs from
-    the id the key derives to; inserts that tolerate an earlier, interrupted run."""
+async def _to_version_3(db: Database) -> int:
+    """Version 2's by-id documents and outbox entries join the timeline's collection (so a
+    send writes one command), with an alias for each message whose idempotency key now
+    derives to another id. Inserts that tolerate an earlier, interrupted run; the old
+    collections go last. Returns how many aliases were made."""
     made = 0
-    async for claim in db.client_ids.find({}):
-        doc = await db.messages.find_one({"_id": claim["messageId"]})
-        if doc is None or ALIAS_OF in doc or not doc.get("clientMessageId"):
-            continue
-        derived = message_id_for(doc["conversationId"], doc["senderId"], doc["clientMessageId"])
+    async for doc in db.messages.find({}):
+        with contextlib.suppress(DuplicateKeyError):
+            await db.timeline.insert_one(doc)
+        key = doc.get("clientMessageId")
+        if ALIAS_OF in doc or not key or key == doc["_id"]:
+            continue  # no key, or one the server made up for a send that had none
+        derived = message_id_for(doc["conversationId"], doc["senderId"], key)
         if derived == doc["_id"]:
             continue
         try:
-            await db.messages.insert_one({"_id": derived, ALIAS_OF: doc["_id"]})
+            await db.timeline.insert_one({"_id": derived, ALIAS_OF: doc["_id"]})
         except DuplicateKeyError:
             continue
         made += 1
+    async for entry in db.outbox.find({}):
+        with contextlib.suppress(DuplicateKeyError):
+            await db.timeline.insert_one({**entry, "_id": outbox_entry_id(entry["_id"])})
+    for name in ("messages", "outbox", "client_ids"):
+        await db.drop_collection(name)
     return made
 
 
@@ -124,13 +134,12 @@ async def _place(db: Database, conversation_id: str, message_ids: list[str]) -> 
 
 
 async def _read_positions(db: Database) -> int:
-    messages = Messages(db)
     converted = 0
     async for doc in db.read_state.find({}):
         if "readSeq" in doc:
             continue
-        read = await messages.get(doc.get("lastReadMessageId", ""))
-        seq = read.seq if read is not None else 0
+        read = await db.messages.find_one({"_id": doc.get("lastReadMessageId", "")})
+        seq = read.get("seq", 0) if read is not None else 0
         await db.read_state.update_one({"_id": doc["_id"]}, {"$set": {"readSeq": seq}})
         converted += 1
     return converted
