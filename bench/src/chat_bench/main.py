@@ -1,13 +1,13 @@
 """chat-bench: drive the real stack through WebSocket and REST only, as client apps do.
 
-    chat-bench SCENARIO [options]     e2e | typing | fanout | connections | ceiling
+    chat-bench SCENARIO [options]     cost | connect | typing | fanout | growth | abuse
     chat-bench all [--smoke]          every scenario, default (or smoke) sizes
     chat-bench smoke                  every scenario tiny: a correctness check, not a benchmark
+    chat-bench regress --against REF  one scenario on REF's stack and this tree's, A B A B,
+                                      with ratios (regress.py)
     chat-bench faults [options]       fault drill on its own 3-node RabbitMQ cluster (faults.py)
     chat-bench queue-types            classic against quorum queues on AMQP_URL (events/s)
     chat-bench bindings               user-key binds and unbinds per second on AMQP_URL
-    chat-bench compare [--smoke]      this stack and Centrifugo v6.9.1 side by side (compare.py;
-                                      builds Centrifugo once, starts both itself)
 
 Without --edge-url/--messaging-url/--presence-url it uses a stack answering on ports
 8000-8002, or starts one per scenario (RabbitMQ and MongoDB must be up: `make infra`).
@@ -155,21 +155,6 @@ def _plan(args: argparse.Namespace) -> list[tuple[Scenario[Any], Any]]:
     return [(s, s.smoke if smoke else s.defaults) for s in SCENARIOS]
 
 
-def _add_cpu_figures(
-    result: ScenarioResult, scenario: Scenario[Any], meter: CpuMeter, whole: CpuMeter
-) -> None:
-    """CPU ms per operation per process: over the scenario's measured window when it marks
-    one, else over the whole scenario (setup included, said in a note)."""
-    operations = result.figures.get(scenario.operations)
-    if not isinstance(operations, int) or operations <= 0:
-        return
-    if not meter.spent:
-        meter = whole
-        result.notes.append("cpu_ms_per_op covers the whole scenario, setup included")
-    result.figures.update(meter.per_operation(operations))
-    result.figures["cpu_processes"] = ", ".join(f"{r}={p}" for r, p in sorted(meter.pids.items()))
-
-
 def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
     urls = (args.edge_url, args.messaging_url, args.presence_url)
     if not any(urls):
@@ -188,6 +173,35 @@ def _stack_env(pairs: list[str]) -> dict[str, str]:
             raise StackError(f"--stack-env wants KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
+
+
+async def run_scenario(
+    scenario: Scenario[Any],
+    options: Any,
+    endpoints: Endpoints,
+    args: argparse.Namespace,
+    progress: Progress,
+    rng: random.Random,
+) -> ScenarioResult:
+    """One scenario against a running stack, with this process as the generator; the CPU
+    meter finds the stack's processes by the ports they listen on."""
+    meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+    ctx = Context(
+        endpoints,
+        progress,
+        rng,
+        run_tag=uuid.uuid4().hex[:8],
+        heartbeat_interval=args.heartbeat_interval,
+        settle_timeout=args.settle_timeout,
+        mongo_url=args.mongo_url,
+        cpu=meter,
+    )
+    try:
+        result: ScenarioResult = await scenario.run(ctx, options)
+    finally:
+        await ctx.close()
+    result.figures["cpu_processes"] = ", ".join(f"{r}={p}" for r, p in sorted(meter.pids.items()))
+    return result
 
 
 async def _run_all(
@@ -217,21 +231,7 @@ async def _run_all(
                 stacks[scenario.name] = (
                     owned.description() if owned else {"owned": False, **endpoints.by_service()}
                 )
-                meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
-                whole = CpuMeter(dict(meter.pids))
-                ctx = Context(
-                    endpoints,
-                    progress,
-                    rng,
-                    run_tag=uuid.uuid4().hex[:8],
-                    heartbeat_interval=args.heartbeat_interval,
-                    settle_timeout=args.settle_timeout,
-                    mongo_url=args.mongo_url,
-                    cpu=meter,
-                )
-                with whole.window():
-                    result = await scenario.run(ctx, options)
-                _add_cpu_figures(result, scenario, meter, whole)
+                result = await run_scenario(scenario, options, endpoints, args, progress, rng)
         except Exception as error:
             # A scenario that fails (its stack would not start included) is reported, and
             # the others still run.
@@ -253,10 +253,10 @@ def main(argv: list[str] | None = None) -> None:
 
         faults.main(argv[0], argv[1:])
         return
-    if argv and argv[0] == "compare":
-        from chat_bench import compare
+    if argv and argv[0] == "regress":
+        from chat_bench import regress
 
-        compare.main(argv[1:])
+        regress.main(argv[1:])
         return
     args = parser().parse_args(argv)
     plan = _plan(args)

@@ -15,17 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import uvloop
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from chat_bench.rest import RestClient
+from chat_bench.rest import Http
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
-from chat_bench.sockets import BenchSocket, StuckSocket, ignore_frames, socket_url
+from chat_bench.sockets import Device, Frame, SocketClosed, StuckSocket, ignore_frames, open_device
 from chat_bench.stats import latency_figures, summarize, to_ms
 from chat_bench.users import fresh_user_ids
 
@@ -81,7 +78,7 @@ def stack_env(_options: AbuseOptions) -> dict[str, str]:
     return {**EDGE_LIMITS, "SEND_RATE_PER_SECOND": "10000", "SEND_BURST": "10000"}
 
 
-async def _beat_for(bystander: BenchSocket, seconds: float, interval: float) -> list[float]:
+async def _beat_for(bystander: Device, seconds: float, interval: float) -> list[float]:
     round_trips = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -111,53 +108,40 @@ def _started() -> bool:
 
 async def _flood(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
     outcome = FloodOutcome()
-    socket: ClientConnection = await websockets.connect(
-        socket_url(edge_ws, user_id), compression=None, proxy=None
-    )
-    typing = orjson.dumps({"event": "typing", "conversationId": "c-flood"}).decode()
-    garbage = "{not json"
+
+    def on_frame(_device: Device, frame: Frame, _at: float) -> None:
+        if frame.get("event") == "error":
+            outcome.errors_received += 1
+            outcome.rate_limited_errors += "rate limited" in str(frame.get("message"))
+        else:
+            outcome.other_frames += 1
+
+    socket = await open_device(edge_ws, user_id, on_frame)
+    typing = orjson.dumps({"event": "typing", "conversationId": "c-flood"})
+    garbage = b"{not json"
     started = time.monotonic()
-
-    async def read() -> None:
-        try:
-            async for raw in socket:
-                frame = orjson.loads(raw)
-                if frame.get("event") == "error":
-                    outcome.errors_received += 1
-                    outcome.rate_limited_errors += "rate limited" in str(frame.get("message"))
-                else:
-                    outcome.other_frames += 1
-        except ConnectionClosed:
-            # The close the flood is expected to earn (1008): read from close_rcvd below.
-            pass
-
-    reader = asyncio.create_task(read())
     # Batches every 10 ms: the benchmark's own loop stays responsive for the bystander.
     per_batch = max(1, round(options.flood_rate / 100))
     try:
-        while time.monotonic() - started < options.flood_seconds and not reader.done():
+        while time.monotonic() - started < options.flood_seconds and socket.is_open:
             for _ in range(per_batch):
-                await socket.send(typing if outcome.sent % 2 == 0 else garbage)
+                socket.send(typing if outcome.sent % 2 == 0 else garbage)
                 outcome.sent += 1
             await asyncio.sleep(0.01)
-    except ConnectionClosed:
+    except SocketClosed:
         pass
-    if reader.done() or socket.protocol.close_rcvd is not None:
-        # The edge closed it before the flood was over.
+    if not socket.is_open:
+        # The edge closed it before the flood was over (the close it is expected to earn).
         outcome.closed_after = round(time.monotonic() - started, 2)
+        outcome.close_code = socket.close_code if socket.close_code != 1006 else None
+        outcome.close_reason = socket.close_reason or None
     await socket.close()
-    await asyncio.wait([reader], timeout=10)
-    received = socket.protocol.close_rcvd
-    if received is not None and outcome.closed_after is not None:
-        outcome.close_code = received.code
-        outcome.close_reason = received.reason
     return outcome
 
 
 async def _edge_stats(ctx: Context) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=ctx.endpoints.edge, trust_env=False) as http:
-        stats: dict[str, Any] = (await http.get("/stats")).json()
-        return stats
+    stats: dict[str, Any] = await ctx.edge.get_json("/stats")
+    return stats
 
 
 async def _fill_stuck_socket(
@@ -165,7 +149,7 @@ async def _fill_stuck_socket(
 ) -> None:
     messages = max(1, round(options.stuck_megabytes * 1_000_000 / options.message_chars))
     senders = fresh_user_ids(min(SENDERS, messages), ctx.rng)
-    rest = RestClient(ctx.endpoints.messaging, max_connections=SEND_CONCURRENCY)
+    rest = Http(ctx.endpoints.messaging, connections=SEND_CONCURRENCY)
     try:
         conversations = await asyncio.gather(
             *(rest.create_conversation(s, [stuck_user]) for s in senders)
@@ -184,15 +168,14 @@ async def _fill_stuck_socket(
                     # The same clientMessageId on a retry: the message is stored once.
                     for _attempt in range(SEND_ATTEMPTS):
                         try:
-                            response = await rest.send_message(
+                            status, _body = await rest.send_message(
                                 senders[sender],
                                 conversations[sender],
                                 content,
                                 f"{ctx.run_tag}-{index}",
                             )
-                        except httpx.TransportError:
+                        except (aiohttp.ClientError, TimeoutError):
                             continue
-                        status = response.status_code
                         if status < 500:
                             break
                 if status != 201:
@@ -241,8 +224,7 @@ async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
             max_workers=1, mp_context=multiprocessing.get_context("spawn")
         )
         await loop.run_in_executor(flooder, _started)
-    bystander = BenchSocket(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
-    await bystander.open(open_timeout=10)
+    bystander = await open_device(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
     stats = await _edge_stats(ctx)
     result.figures["edge_limits"] = orjson.dumps(stats.get("limits", {})).decode()
     ctx.progress.say(f"edge limits: {stats.get('limits')}")
