@@ -54,7 +54,7 @@ def _option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def _add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> None:
+def add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> None:
     for field in dataclasses.fields(defaults):  # type: ignore[arg-type]
         default = getattr(defaults, field.name)
         parser.add_argument(
@@ -67,7 +67,7 @@ def _add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> 
         )
 
 
-def _common_options() -> argparse.ArgumentParser:
+def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     stack = common.add_argument_group("stack")
     stack.add_argument("--edge-url", help="ws-edge HTTP base URL, e.g. http://127.0.0.1:8000")
@@ -118,7 +118,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = _common_options()
+    common = common_options()
     root = argparse.ArgumentParser(
         prog="chat-bench",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -130,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="SCENARIO")
     for scenario in SCENARIOS:
         sub = commands.add_parser(scenario.name, parents=[common], help=scenario.summary)
-        _add_scenario_options(sub, scenario.defaults)
+        add_scenario_options(sub, scenario.defaults)
     every = commands.add_parser("all", parents=[common], help="every scenario at default sizes")
     every.add_argument("--smoke", action="store_true", help="every scenario tiny instead")
     commands.add_parser("smoke", parents=[common], help="every scenario tiny (for tests)")
