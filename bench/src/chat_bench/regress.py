@@ -17,7 +17,7 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,7 +83,7 @@ def _number(value: Figure) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-Runs = Sequence[dict[str, Figure]]
+Runs = Sequence[Mapping[str, Figure]]
 
 
 def compare(ref_runs: Runs, work_runs: Runs) -> list[Comparison]:

@@ -86,9 +86,13 @@ SMOKE = CostOptions(
 
 
 def parse_rates(text: str) -> list[float]:
-    rates = [float(part) for part in text.split(",") if part.strip()]
+    problem = f"--rates wants positive numbers separated by commas, got {text!r}"
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(problem) from None
     if not rates or any(not math.isfinite(r) or r <= 0 for r in rates):
-        raise ValueError(f"--rates wants positive numbers separated by commas, got {text!r}")
+        raise ValueError(problem)
     return rates
 
 
