@@ -367,6 +367,7 @@ async def _rest(
     payload: Any = None,
     *,
     within: float = 60.0,
+    retries: _Sends | None = None,
 ) -> Any:
     """Retried over the messaging instances until one answers 2xx (a 4xx but 429 raises)."""
     deadline = time.monotonic() + within
@@ -386,6 +387,8 @@ async def _rest(
             raise RestError(f"{method} {path}", status, answer)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{method} {path} kept failing")
+        if retries is not None:
+            retries.retries += 1
         await asyncio.sleep(0.2)
 
 
@@ -459,27 +462,24 @@ async def _send(
     conversation_id: str,
     client_message_id: str,
 ) -> None:
+    payload = {"content": client_message_id, "messageType": "text"}
     path = f"/conversations/{conversation_id}/messages"
-    payload = orjson.dumps(
-        {"content": client_message_id, "messageType": "text", "clientMessageId": client_message_id}
-    )
-    deadline = time.monotonic() + 30
-    attempt = 0
-    while time.monotonic() < deadline:
-        targets = stack.of_kind("messaging")
-        target = targets[attempt % len(targets)]
-        attempt += 1
-        try:
-            status, body = await http.call("POST", f"{target.url}{path}", sender, payload)
-        except (OSError, TimeoutError, aiohttp.ClientError):
-            status, body = 0, b""
-        if status == 201:
-            message_id = orjson.loads(body)["messageId"]
-            sends.accepted[client_message_id] = (conversation_id, message_id, recipient)
-            return
-        sends.retries += 1
-        await asyncio.sleep(0.2)
-    sends.not_accepted += 1
+    try:
+        # The same clientMessageId on every retry: the message is stored once.
+        stored = await _rest(
+            stack,
+            http,
+            "POST",
+            path,
+            sender,
+            {**payload, "clientMessageId": client_message_id},
+            within=30,
+            retries=sends,
+        )
+    except (TimeoutError, RestError):
+        sends.not_accepted += 1
+        return
+    sends.accepted[client_message_id] = (conversation_id, stored["messageId"], recipient)
 
 
 async def run_drill(
@@ -644,55 +644,6 @@ async def run_drill(
     return figures
 
 
-# --- queue types: classic against quorum on one node ---------------------------------------
-
-
-async def measure_queue_type(amqp_url: str, queue_type: str, messages: int) -> float:
-    """Messages/s through one durable work queue of the given type: persistent messages,
-    publisher confirms (256 in flight), manual acks (prefetch 64). Raw bytes, so the broker,
-    not this process's JSON, is what is measured."""
-    import aio_pika
-
-    name = f"bench-qt-{queue_type}-{secrets.token_hex(4)}"
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        publisher = await connection.channel(publisher_confirms=True)
-        consumer = await connection.channel()
-        await consumer.set_qos(prefetch_count=64)
-        queue = await consumer.declare_queue(
-            name, durable=True, arguments={"x-queue-type": queue_type}
-        )
-        received = 0
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal received
-            await message.ack()
-            received += 1
-            if received == messages:
-                done.set()
-
-        await queue.consume(on_message)
-        body = b'{"event":"client.message_read"}' + b" " * 200
-        slots = asyncio.Semaphore(256)
-
-        async def publish() -> None:
-            async with slots:
-                await publisher.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), name
-                )
-
-        started = time.monotonic()
-        await asyncio.gather(*(publish() for _ in range(messages)))
-        async with asyncio.timeout(300):
-            await done.wait()
-        rate = messages / (time.monotonic() - started)
-        await consumer.queue_delete(name)
-        return rate
-    finally:
-        await connection.close()
-
-
 # --- bindings: what an edge costs the broker per connected user ----------------------------
 
 
@@ -729,7 +680,7 @@ async def measure_bindings(amqp_url: str, count: int, in_flight: int = 64) -> di
     }
 
 
-# --- chat-bench faults / chat-bench queue-types / chat-bench bindings -----------------------
+# --- chat-bench faults / chat-bench bindings -------------------------------------------------
 
 
 def main(command: str, argv: list[str]) -> None:
@@ -744,24 +695,6 @@ def main(command: str, argv: list[str]) -> None:
         parser.add_argument("--count", type=int, default=20_000)
         args = parser.parse_args(argv)
         print(json.dumps(uvloop.run(measure_bindings(args.amqp_url, args.count))))
-        return
-    if command == "queue-types":
-        parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP))
-        parser.add_argument("--messages", type=int, default=5000)
-        parser.add_argument("--rounds", type=int, default=3)
-        args = parser.parse_args(argv)
-
-        async def compare() -> dict[str, list[float]]:
-            rates: dict[str, list[float]] = {"classic": [], "quorum": []}
-            for _ in range(args.rounds):
-                for kind in rates:
-                    rates[kind].append(
-                        round(await measure_queue_type(args.amqp_url, kind, args.messages), 1)
-                    )
-            return rates
-
-        rates = uvloop.run(compare())
-        print(json.dumps({"events_per_second": rates}))
         return
     defaults = DrillOptions()
     for name, value in asdict(defaults).items():

@@ -6,7 +6,6 @@
     chat-bench regress --against REF  one scenario on REF's stack and this tree's, A B A B,
                                       with ratios (regress.py)
     chat-bench faults [options]       fault drill on its own 3-node RabbitMQ cluster (faults.py)
-    chat-bench queue-types            classic against quorum queues on AMQP_URL (events/s)
     chat-bench bindings               user-key binds and unbinds per second on AMQP_URL
 
 Without --edge-url/--messaging-url/--presence-url it uses a stack answering on ports
@@ -247,7 +246,7 @@ async def _run_all(
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("faults", "queue-types", "bindings"):
+    if argv and argv[0] in ("faults", "bindings"):
         # Not scenarios against a given stack: they start their own cluster or queues.
         from chat_bench import faults
 

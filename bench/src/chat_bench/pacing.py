@@ -67,12 +67,15 @@ class _Schedule:
         self.launching_done = self.loop.create_future()
         self.blocked = False
         self.stop_timer = False
+        self.stopped = False
 
     def due(self, index: int) -> float:
         return self.run.started_at + schedule_offset(index, self.rate)
 
     def fire(self) -> None:
         """Start everything due; then set one timer for the next, or wait for room."""
+        if self.stopped:
+            return
         now = self.loop.time()
         while self.index < self.count:
             if self.stop_at is not None and now > self.stop_at:
@@ -127,13 +130,22 @@ async def paced(
     if count < 0 or max_in_flight < 1:
         raise ValueError("count must be >= 0 and max_in_flight >= 1")
     schedule = _Schedule(count, action, rate, max_in_flight, overrun)
-    schedule.fire()
-    await schedule.launching_done
-    pending = set(schedule.in_flight)
-    if pending:
-        _, late = await asyncio.wait(pending, timeout=settle_timeout)
-        for task in late:
+    try:
+        schedule.fire()
+        await schedule.launching_done
+        pending = set(schedule.in_flight)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=settle_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+    except asyncio.CancelledError:
+        # A cancelled run starts nothing more (its timer chain would go on otherwise) and
+        # takes what it started down with it.
+        for task in schedule.in_flight:
             task.cancel()
-        if late:
-            await asyncio.wait(late)
+        raise
+    finally:
+        schedule.stopped = True
     return schedule.run

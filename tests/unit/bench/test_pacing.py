@@ -1,6 +1,7 @@
 """Open-loop pacing on loop.call_at: every action once, on schedule, within the cap."""
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -98,3 +99,27 @@ async def test_nothing_to_pace_returns_at_once() -> None:
 
     run = await paced(0, action, rate=10.0, max_in_flight=1, settle_timeout=1)
     assert (run.launched, run.achieved_rate) == (0, 0.0)
+
+
+async def test_a_cancelled_run_starts_nothing_more_and_cancels_what_it_started() -> None:
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def action(index: int) -> None:
+        started.append(index)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+
+    run = asyncio.create_task(paced(1000, action, rate=100.0, max_in_flight=1000, settle_timeout=1))
+    await asyncio.sleep(0.1)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    after_cancel = len(started)
+    await asyncio.sleep(0.1)
+    assert 0 < after_cancel < 1000
+    assert len(started) == after_cancel
+    assert sorted(cancelled) == started

@@ -11,7 +11,7 @@ Per step: offered against really offered (>= 95 %?), send -> recipient socket p5
 answer (REST response or `message_ack`) p50/p99, refused, lost (accepted, never delivered
 after the final drain), duplicates (a recipient's or the sender's own socket receiving one
 send's message twice, or two messages stored for one send) and CPU ms per send for every
-process, the servers together and the generator.
+process, the servers together and the generator, per accepted (persisted) send.
 """
 
 import asyncio
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
+from chat_bench.cpu import Window
 from chat_bench.pacing import PacedRun, paced
 from chat_bench.population import (
     ConversationSpec,
@@ -382,7 +383,7 @@ async def run(ctx: Context, options: CostOptions) -> ScenarioResult:
     # Conversations first, then the users come online, as when people open the app.
     ids = await create_conversations(ctx, [ConversationSpec(a, (b,)) for a, b in pairs])
     load.pairs = [(a, b, c) for (a, b), c in zip(pairs, ids, strict=True)]
-    steps: list[tuple[str, str, float, PacedRun, dict[str, float]]] = []
+    steps: list[tuple[str, str, float, PacedRun, Window]] = []
     async with online_users(ctx, user_ids, load.on_frame) as online:
         load.online = online
         settle_seconds = await settle(ctx, user_ids)
@@ -403,19 +404,23 @@ async def run(ctx: Context, options: CostOptions) -> ScenarioResult:
                 with ctx.cpu.window() as window:
                     paced_run = await load.offer(step, via, rate, options.step_seconds)
                     await load.drain(options.step_grace, options.step_grace)
-                cpu = window.per_operation(sum(s.launched for s in load.sends if s.step == step))
-                steps.append((step, via, rate, paced_run, cpu))
+                steps.append((step, via, rate, paced_run, window))
+                answered = sum(s.accepted for s in load.sends if s.step == step)
                 ctx.progress.say(
-                    f"{step}: offered {paced_run.achieved_rate:g}/s, awaiting {load.awaiting}, "
-                    f"servers {cpu.get('cpu_ms_per_op_servers')} ms CPU per send"
+                    f"{step}: offered {paced_run.achieved_rate:g}/s, {answered} accepted, "
+                    f"servers {window.per_operation(answered).get('cpu_ms_per_op_servers')} ms "
+                    "CPU per accepted send"
                 )
         drained = await load.drain(options.drain_timeout)
         ctx.progress.say(f"{'all delivered' if drained else 'drain timed out'}")
         await asyncio.sleep(options.duplicate_window)
 
-    for step, via, rate, paced_run, cpu in steps:
+    for step, via, rate, paced_run, window in steps:
         row = step_row(load, step, via, rate, paced_run, options.p99_limit_ms)
-        result.rows.append({**row, **cpu})
+        # Per persisted send: what refused requests cost is charged to the accepted ones.
+        accepted_count = row["accepted"]
+        assert isinstance(accepted_count, int)
+        result.rows.append({**row, **window.per_operation(accepted_count)})
     launched = [s for s in load.sends if s.launched]
     accepted = [s for s in launched if s.accepted]
     lost = sum(s.delivered_at is None for s in accepted)
