@@ -7,6 +7,7 @@ scenario's measured window: utime + stime from /proc/<pid>/stat, children not in
 """
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,13 +130,21 @@ class CpuMeter:
 
     @contextlib.contextmanager
     def window(self) -> Iterator[Window]:
-        """The CPU each process spends inside this block (filled in when it ends)."""
+        """The CPU each process spends inside this block (filled in when it ends).
+
+        This process's cyclic garbage collector is held off inside and run after: a full
+        collection over thousands of sockets' objects stalls it for 100-450 ms (seen in the
+        old compare runs), which would land in the very latencies being measured."""
         window = Window()
+        collecting = gc.isenabled()
+        gc.disable()
         before = self.sample()
         try:
             yield window
         finally:
             after = self.sample()
+            if collecting:
+                gc.enable()
             for role, start in before.items():
                 end = after.get(role)
                 if start is not None and end is not None:

@@ -60,6 +60,7 @@ STEP_COLUMNS = (
     "refused",
     "lost",
     "duplicates",
+    "generator_ms_per_request",
 )
 CPU_PREFIX = "cpu_ms_per_op_"
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from chat_bench.cpu import Window
+from chat_bench.cpu import GENERATOR, Window
 from chat_bench.pacing import PacedRun, paced
 from chat_bench.population import (
     ConversationSpec,
@@ -52,6 +52,7 @@ STEP_FIGURES = frozenset(
         "refused",
         "lost",
         "duplicates",
+        "generator_ms_per_request",
     }
 )
 
@@ -418,9 +419,18 @@ async def run(ctx: Context, options: CostOptions) -> ScenarioResult:
     for step, via, rate, paced_run, window in steps:
         row = step_row(load, step, via, rate, paced_run, options.p99_limit_ms)
         # Per persisted send: what refused requests cost is charged to the accepted ones.
-        accepted_count = row["accepted"]
+        accepted_count, sent = row["accepted"], row["sent"]
         assert isinstance(accepted_count, int)
-        result.rows.append({**row, **window.per_operation(accepted_count)})
+        assert isinstance(sent, int)
+        # The generator did the work of every request, refused or not.
+        generator = window.spent.get(GENERATOR, 0.0) * 1000 / sent if sent else None
+        result.rows.append(
+            {
+                **row,
+                **window.per_operation(accepted_count),
+                "generator_ms_per_request": None if generator is None else round(generator, 3),
+            }
+        )
     launched = [s for s in load.sends if s.launched]
     accepted = [s for s in launched if s.accepted]
     lost = sum(s.delivered_at is None for s in accepted)
