@@ -44,22 +44,27 @@ class Online:
         (every 30 s): without it presence would expire idle users mid-run."""
         if interval <= 0 or not self.devices:
             return
+        rate = len(self.devices) / interval
+        count = math.ceil(rate * KEEPALIVE_HORIZON_SECONDS)
+        self._keepalive = asyncio.create_task(self.heartbeats(rate, count, failures=[]))
+
+    async def heartbeats(self, rate: float, count: int, failures: list[str]) -> PacedRun:
+        """`count` heartbeats at `rate`, round robin over the sockets; round trips go to
+        `heartbeat_round_trips`, failures are counted and described in `failures`."""
         devices = list(self.devices.values())
-        rate = len(devices) / interval
 
         async def beat(index: int) -> None:
+            device = devices[index % len(devices)]
             try:
-                round_trip = await asyncio.wait_for(
-                    devices[index % len(devices)].heartbeat(), HEARTBEAT_TIMEOUT
-                )
-            except Exception:
+                round_trip = await asyncio.wait_for(device.heartbeat(), HEARTBEAT_TIMEOUT)
+            except Exception as error:
                 self.heartbeat_failures += 1
+                failures.append(f"{device.user_id}: {type(error).__name__}: {error}")
             else:
                 self.heartbeat_round_trips.append(round_trip)
 
-        count = math.ceil(rate * KEEPALIVE_HORIZON_SECONDS)
-        self._keepalive = asyncio.create_task(
-            paced(count, beat, rate=rate, max_in_flight=len(devices), settle_timeout=1)
+        return await paced(
+            count, beat, rate=rate, max_in_flight=len(devices), settle_timeout=HEARTBEAT_TIMEOUT
         )
 
     async def close(self, concurrency: int = 500) -> None:

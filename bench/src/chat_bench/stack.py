@@ -223,9 +223,6 @@ class OwnedStack:
         if done.returncode != 0:
             raise StackError(f"chat-admin migrate failed: {done.stderr[-2000:]}")
 
-    def pid_of(self, name: str) -> int | None:
-        return next((c.process.pid for c in self.children if c.name == name), None)
-
     async def stop(self, grace: float = 10.0) -> None:
         """The edge first, so its conn.closed events still find presence running."""
         for child in self.children:
@@ -289,10 +286,6 @@ class StackChoice:
     env_overrides: dict[str, str]
     ready_timeout: float
     progress: Progress
-
-    @property
-    def owned(self) -> bool:
-        return self.endpoints is None
 
     @contextlib.asynccontextmanager
     async def stack_for(

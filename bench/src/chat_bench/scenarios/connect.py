@@ -11,8 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chat_bench.pacing import paced
-from chat_bench.population import HEARTBEAT_TIMEOUT, bring_online
+from chat_bench.population import bring_online
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
 from chat_bench.sockets import Device, Frame
@@ -71,27 +70,13 @@ async def run(ctx: Context, options: ConnectOptions) -> ScenarioResult:
     await asyncio.sleep(options.settle)
     after: dict[str, Any] = await ctx.edge.get_json("/stats")
     devices = list(online.devices.values())
-    round_trips: list[float] = []
     failures: list[str] = []
-
-    async def beat(index: int) -> None:
-        device = devices[index % len(devices)]
-        try:
-            round_trips.append(await asyncio.wait_for(device.heartbeat(), HEARTBEAT_TIMEOUT))
-        except Exception as error:
-            failures.append(f"{device.user_id}: {type(error).__name__}: {error}")
-
     beats = max(1, round(options.beat_rate * options.beat_seconds)) if devices else 0
     ctx.progress.say(f"heartbeats: {options.beat_rate:g}/s for {options.beat_seconds:g}s")
     try:
         with ctx.cpu.window() as beating:
-            paced_beats = await paced(
-                beats,
-                beat,
-                rate=options.beat_rate,
-                max_in_flight=max(1, len(devices)),
-                settle_timeout=HEARTBEAT_TIMEOUT + 5,
-            )
+            paced_beats = await online.heartbeats(options.beat_rate, beats, failures)
+        round_trips = online.heartbeat_round_trips
         dropped = sum(not d.is_open for d in devices)
     finally:
         ctx.progress.say(f"closing {opened} sockets")
