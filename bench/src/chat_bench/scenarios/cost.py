@@ -312,10 +312,13 @@ class SendLoad:
             if probe.answered_at is not None or probe.delivered_at is not None:
                 return None if probe.accepted or probe.delivered_at else probe.error
             if len(self.stray_errors) > before:
-                self._settle(probe)
-                probe.sent_at = 0.0  # never really sent: out of every count
-                return self.stray_errors[-1]
+                break
             await asyncio.sleep(0.05)
+        # Not taken: the probe is out of every count.
+        self._settle(probe)
+        probe.sent_at = 0.0
+        if len(self.stray_errors) > before:
+            return self.stray_errors[-1]
         return f"no message_ack or error within {PROBE_TIMEOUT:g}s"
 
 
