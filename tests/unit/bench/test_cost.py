@@ -132,3 +132,17 @@ def test_rates_and_ways_are_checked() -> None:
             parse_rates(bad)
     with pytest.raises(ValueError, match="via"):
         parse_vias("carrier pigeon")
+
+
+def test_refused_sends_are_counted_apart_from_the_latency_of_accepted_ones() -> None:
+    load = new_load(4)
+    for send in load.sends[:2]:
+        send.accepted, send.delivered_at = True, send.sent_at + 0.004
+    for send in load.sends[2:]:
+        send.error = "HTTP 503: too many sends in progress"
+    run = PacedRun(scheduled=4, launched=4, started_at=0.0, finished_launching_at=3.0)
+    row = step_row(load, "rest 10/s", "rest", 1.0, run, limit_ms=100)
+    assert (row["accepted"], row["refused"], row["lost"]) == (2, 2, 0)
+    assert row["latency_p50_ms"] == row["latency_p99_ms"] == 4.0
+    assert row["held"] is False
+    assert row["why"] == "2 refused or unanswered"

@@ -326,13 +326,14 @@ def step_row(
     load: SendLoad, step: str, via: str, rate: float, run: PacedRun, limit_ms: float
 ) -> dict[str, Figure]:
     """One step's figures, after the final drain (so late deliveries and duplicates count).
-    Every launched send counts towards latency; one never delivered is infinitely late."""
+    Latency is over the accepted sends, one never delivered being infinitely late; refusals
+    are counted apart (and keep the step from being held)."""
     launched = [s for s in load.sends if s.step == step and s.launched]
+    accepted = [s for s in launched if s.accepted]
     latencies = sorted(
-        s.delivered_at - s.sent_at if s.delivered_at is not None else math.inf for s in launched
+        s.delivered_at - s.sent_at if s.delivered_at is not None else math.inf for s in accepted
     )
     answers = sorted(s.answered_at - s.sent_at for s in launched if s.answered_at is not None)
-    accepted = [s for s in launched if s.accepted]
     lost = sum(s.delivered_at is None for s in accepted)
     duplicates = sum(s.duplicates for s in launched)
     refused = len(launched) - len(accepted)
