@@ -59,6 +59,7 @@ STEP_COLUMNS = (
     "latency_p99_ms",
     "answer_p99_ms",
     "refused",
+    "unanswered",
     "lost",
     "duplicates",
     "generator_ms_per_request",

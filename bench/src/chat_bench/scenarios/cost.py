@@ -50,6 +50,7 @@ STEP_FIGURES = frozenset(
         "answer_p50_ms",
         "answer_p99_ms",
         "refused",
+        "unanswered",
         "lost",
         "duplicates",
         "generator_ms_per_request",
@@ -337,6 +338,8 @@ def step_row(
     lost = sum(s.delivered_at is None for s in accepted)
     duplicates = sum(s.duplicates for s in launched)
     refused = len(launched) - len(accepted)
+    # Neither a response (or message_ack) nor an error: delivered or not, the sender never heard.
+    unanswered = [s for s in launched if s.answered_at is None]
     p99 = percentile(latencies, 0.99) if latencies else math.inf
     share = run.achieved_rate / rate if rate else 0.0
     reasons = []
@@ -366,6 +369,8 @@ def step_row(
         "sent": len(launched),
         "accepted": len(accepted),
         "refused": refused,
+        "unanswered": len(unanswered),
+        "unanswered_but_delivered": sum(s.delivered_at is not None for s in unanswered),
         "lost": lost,
         "duplicates": duplicates,
         "latency_p50_ms": ms(latencies, 0.5),
@@ -469,7 +474,8 @@ async def run(ctx: Context, options: CostOptions) -> ScenarioResult:
         result.problems.append(f"{duplicates} duplicate deliveries")
     if unaccepted:
         # Shedding under overload is the stack's right (a 503 says so); it shows in `held`.
-        result.notes.append(f"{len(unaccepted)} sends refused or unanswered: {unaccepted[0].error}")
+        why = unaccepted[0].error or "no answer at all"
+        result.notes.append(f"{len(unaccepted)} sends refused or unanswered, e.g. {why}")
     if load.unexpected:
         result.problems.append(f"{len(load.unexpected)} unexpected frames: {load.unexpected[0]}")
     if load.other_frames:
