@@ -66,17 +66,19 @@ def add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> N
         )
 
 
-def common_options() -> argparse.ArgumentParser:
+def common_options(*, given_stack: bool = True) -> argparse.ArgumentParser:
+    """`given_stack`: offer a running stack's URLs (regress always starts its own)."""
     common = argparse.ArgumentParser(add_help=False)
     stack = common.add_argument_group("stack")
-    stack.add_argument("--edge-url", help="ws-edge HTTP base URL, e.g. http://127.0.0.1:8000")
-    stack.add_argument("--messaging-url", help="messaging base URL, e.g. http://127.0.0.1:8001")
-    stack.add_argument("--presence-url", help="presence base URL, e.g. http://127.0.0.1:8002")
-    stack.add_argument(
-        "--start-stack",
-        action="store_true",
-        help="start a fresh stack per scenario even if one answers on ports 8000-8002",
-    )
+    if given_stack:
+        stack.add_argument("--edge-url", help="ws-edge HTTP base URL, e.g. http://127.0.0.1:8000")
+        stack.add_argument("--messaging-url", help="messaging base URL")
+        stack.add_argument("--presence-url", help="presence base URL")
+        stack.add_argument(
+            "--start-stack",
+            action="store_true",
+            help="start a fresh stack per scenario even if one answers on ports 8000-8002",
+        )
     stack.add_argument(
         "--stack-env",
         action="append",
@@ -164,7 +166,7 @@ def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
     return Endpoints(edge, messaging, presence, os.environ.get("MONGO_DB", "chat"))
 
 
-def _stack_env(pairs: list[str]) -> dict[str, str]:
+def stack_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -214,7 +216,7 @@ async def _run_all(
         force_start=args.start_stack,
         amqp_url=args.amqp_url,
         mongo_url=args.mongo_url,
-        env_overrides=_stack_env(args.stack_env),
+        env_overrides=stack_env(args.stack_env),
         ready_timeout=args.ready_timeout,
         progress=progress,
     )

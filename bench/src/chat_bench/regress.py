@@ -28,7 +28,7 @@ import uvloop
 from chat_bench import report
 from chat_bench.catalog import BY_NAME, Scenario
 from chat_bench.limits import raise_open_file_limit
-from chat_bench.main import add_scenario_options, common_options, run_scenario
+from chat_bench.main import add_scenario_options, common_options, run_scenario, stack_env
 from chat_bench.progress import Progress
 from chat_bench.results import Figure, ScenarioResult
 from chat_bench.stack import OwnedStack, StackError, check_infrastructure, this_venv
@@ -182,7 +182,7 @@ async def _one_run(
     progress: Progress,
     rng: random.Random,
 ) -> tuple[ScenarioResult, dict[str, object]]:
-    env = {**scenario.stack_env(options), **dict(p.split("=", 1) for p in args.stack_env)}
+    env = {**scenario.stack_env(options), **stack_env(args.stack_env)}
     stack = OwnedStack(args.amqp_url, args.mongo_url, env, progress, bin_dir=bin_dir)
     try:
         endpoints = await stack.start(args.ready_timeout)
@@ -220,7 +220,7 @@ def parser(scenario_name: str) -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="chat-bench regress",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        parents=[common_options()],
+        parents=[common_options(given_stack=False)],
     )
     root.add_argument("--against", required=True, metavar="REF", help="a commit, tag or branch")
     root.add_argument("--scenario", default=scenario_name, choices=sorted(BY_NAME))
@@ -250,6 +250,7 @@ def main(argv: list[str]) -> None:
     try:
         if root is None:
             raise StackError("regress runs inside the repository's git checkout")
+        stack_env(args.stack_env)  # a bad KEY=VALUE is a usage error before anything starts
         check_infrastructure(args.amqp_url, args.mongo_url)
         commit, ref_bin = prepare_ref(root, args.against, progress)
         runs = uvloop.run(
