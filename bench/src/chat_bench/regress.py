@@ -150,6 +150,8 @@ def prepare_ref(root: Path, ref: str, progress: Progress) -> tuple[str, Path]:
     tree = root / CACHE_DIR / commit[:12]
     if not tree.is_dir():
         progress.say(f"checking out {commit[:12]} into {tree}")
+        # A cache directory removed by hand leaves its registration behind: clear those.
+        _git(root, "worktree", "prune")
         _git(root, "worktree", "add", "--detach", str(tree), commit)
     progress.say(f"syncing {tree}/.venv (uv sync --all-packages --frozen)")
     # Its own environment: nothing of this one's may leak into the other checkout's sync.
