@@ -6,16 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from chat_bench.results import ScenarioResult
-from chat_bench.scenarios import (
-    abuse,
-    ceiling,
-    connections,
-    e2e,
-    fanout,
-    growth,
-    overload,
-    typing_events,
-)
+from chat_bench.scenarios import abuse, connect, cost, fanout, growth, typing_events
 from chat_bench.scenarios.context import Context
 
 OptionsT = TypeVar("OptionsT")
@@ -35,8 +26,6 @@ class Scenario(Generic[OptionsT]):
     stack_env: Callable[[OptionsT], dict[str, str]]
     # Sockets this process holds at most (files beyond stdio, logs and the like).
     sockets: Callable[[OptionsT], int]
-    # The figure that counts this scenario's operations, for CPU ms per operation.
-    operations: str = "sent"
 
 
 # The abuse limits, raised for every scenario but `abuse` (which states the defaults it
@@ -67,24 +56,33 @@ def _fanout_env(options: fanout.FanoutOptions) -> dict[str, str]:
 
 SCENARIOS: tuple[Scenario[Any], ...] = (
     Scenario(
-        "e2e",
-        "REST sends at a steady rate to one-to-one conversations; REST-to-WebSocket latency",
-        e2e.E2eOptions(),
-        e2e.SMOKE,
-        e2e.run,
+        "cost",
+        "open-loop sends (REST or socket) in one-to-one conversations, in rate steps; "
+        "latency, loss, duplicates and CPU ms per send for every process",
+        cost.CostOptions(),
+        cost.SMOKE,
+        cost.run,
         _raised_limits,
         lambda o: o.users + 200,
-        "measured_operations",
+    ),
+    Scenario(
+        "connect",
+        "N sockets connect to one edge; connects/s, CPU per connect, RSS per idle socket, "
+        "heartbeat_ack right after",
+        connect.ConnectOptions(),
+        connect.SMOKE,
+        connect.run,
+        _raised_limits,
+        lambda o: o.connections + 100,
     ),
     Scenario(
         "typing",
-        "typing events at a steady rate over WebSocket; WebSocket-to-WebSocket latency",
+        "typing events at a steady rate from distinct senders; WebSocket-to-WebSocket latency",
         typing_events.TypingOptions(),
         typing_events.SMOKE,
         typing_events.run,
         _raised_limits,
         lambda o: typing_events.ring_size(o) + 100,
-        "measured_operations",
     ),
     Scenario(
         "fanout",
@@ -94,36 +92,6 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         fanout.run,
         _fanout_env,
         lambda o: o.members + 100,
-        "expected",
-    ),
-    Scenario(
-        "connections",
-        "C idle authenticated connections on one edge with heartbeats; RSS, connect rate",
-        connections.ConnectionsOptions(),
-        connections.SMOKE,
-        connections.run,
-        _raised_limits,
-        lambda o: o.connections + 100,
-        "connections_open",
-    ),
-    Scenario(
-        "ceiling",
-        "the e2e load stepped up until p99 > limit or deliveries fall behind",
-        ceiling.CeilingOptions(),
-        ceiling.SMOKE,
-        ceiling.run,
-        _raised_limits,
-        lambda o: o.users + 600,
-    ),
-    Scenario(
-        "overload",
-        "the e2e load at ~5x capacity: goodput, shed 503s and the p99 of accepted sends",
-        overload.OverloadOptions(),
-        overload.SMOKE,
-        overload.run,
-        _raised_limits,
-        lambda o: o.users + 600,
-        "measured_operations",
     ),
     Scenario(
         "growth",
@@ -133,7 +101,6 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         growth.run,
         _raised_limits,
         lambda _o: 100,
-        "",
     ),
     Scenario(
         "abuse",
@@ -143,7 +110,6 @@ SCENARIOS: tuple[Scenario[Any], ...] = (
         abuse.run,
         abuse.stack_env,
         lambda _o: 100,
-        "",
     ),
 )
 

@@ -7,6 +7,7 @@ scenario's measured window: utime + stime from /proc/<pid>/stat, children not in
 """
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,17 +61,61 @@ def port_of(url: str, default: int) -> int:
     return urlsplit(url).port or default
 
 
+GENERATOR = "generator"
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of a process in KiB; None when it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return None
+
+
+def role_key(role: str) -> str:
+    return role.replace(" ", "_").replace("-", "_")
+
+
+def per_operation(spent: Mapping[str, float], operations: int) -> dict[str, float]:
+    """Milliseconds of CPU per operation: `cpu_ms_per_op_<role>` for each process,
+    `..._servers` (every process but the generator) and `..._total`."""
+    if operations <= 0 or not spent:
+        return {}
+    figures = {
+        f"cpu_ms_per_op_{role_key(role)}": round(seconds * 1000 / operations, 3)
+        for role, seconds in sorted(spent.items())
+    }
+    servers = sum(seconds for role, seconds in spent.items() if role != GENERATOR)
+    figures["cpu_ms_per_op_servers"] = round(servers * 1000 / operations, 3)
+    figures["cpu_ms_per_op_total"] = round(sum(spent.values()) * 1000 / operations, 3)
+    return figures
+
+
+@dataclass
+class Window:
+    """CPU seconds each process spent inside one `CpuMeter.window()` block."""
+
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def per_operation(self, operations: int) -> dict[str, float]:
+        return per_operation(self.spent, operations)
+
+
 @dataclass
 class CpuMeter:
-    """Which processes to sample, by role."""
+    """Which processes to sample, by role: the stack's, found by the port each listens on
+    (edge, messaging, presence, database, broker), and this generator."""
 
     pids: dict[str, int] = field(default_factory=dict)
-    spent: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def for_stack(cls, services: Mapping[str, str], amqp_url: str, mongo_url: str) -> "CpuMeter":
-        """`services`: role -> base URL; found by the port each listens on."""
-        pids: dict[str, int] = {"load generator": os.getpid()}
+        """`services`: role -> base URL."""
+        pids: dict[str, int] = {GENERATOR: os.getpid()}
         ports = {role: port_of(url, 80) for role, url in services.items()}
         ports["broker"] = port_of(amqp_url, 5672)
         ports["database"] = port_of(mongo_url, 27017)
@@ -80,27 +125,27 @@ class CpuMeter:
                 pids[role] = pid
         return cls(pids)
 
-    @contextlib.contextmanager
-    def window(self) -> Iterator[None]:
-        """Add the CPU each process spends inside this block to `spent`."""
-        before = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
-        try:
-            yield
-        finally:
-            for role, pid in self.pids.items():
-                start, end = before[role], cpu_seconds(pid)
-                if start is not None and end is not None:
-                    self.spent[role] = self.spent.get(role, 0.0) + end - start
+    def sample(self) -> dict[str, float | None]:
+        return {role: cpu_seconds(pid) for role, pid in self.pids.items()}
 
-    def per_operation(self, operations: int) -> dict[str, float]:
-        """Milliseconds of CPU per operation, per process and summed."""
-        if operations <= 0 or not self.spent:
-            return {}
-        figures = {
-            f"cpu_ms_per_op_{role.replace(' ', '_').replace('-', '_')}": round(
-                seconds * 1000 / operations, 3
-            )
-            for role, seconds in sorted(self.spent.items())
-        }
-        figures["cpu_ms_per_op_total"] = round(sum(self.spent.values()) * 1000 / operations, 3)
-        return figures
+    @contextlib.contextmanager
+    def window(self) -> Iterator[Window]:
+        """The CPU each process spends inside this block (filled in when it ends).
+
+        This process's cyclic garbage collector is held off inside and run after: a full
+        collection over thousands of sockets' objects stalls it for 100-450 ms (seen in the
+        old compare runs), which would land in the very latencies being measured."""
+        window = Window()
+        collecting = gc.isenabled()
+        gc.disable()
+        before = self.sample()
+        try:
+            yield window
+        finally:
+            after = self.sample()
+            if collecting:
+                gc.enable()
+            for role, start in before.items():
+                end = after.get(role)
+                if start is not None and end is not None:
+                    window.spent[role] = end - start

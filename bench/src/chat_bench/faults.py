@@ -34,10 +34,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
-import websockets
-from chat_launcher import ServiceProcess, free_port, launch
+from chat_launcher import ServiceProcess, free_port, is_ready, launch
+
+from chat_bench.cpu import cpu_seconds
+from chat_bench.rest import Http, RestError
+from chat_bench.sockets import Device, Frame, SocketClosed, open_device
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -199,40 +202,26 @@ class ClusterStack:
 
     def cpu_seconds(self, kind: str) -> float:
         """User + system CPU of the running processes of one kind (Linux /proc)."""
-        total = 0.0
-        for service in self.of_kind(kind):
-            if not service.running or service.process is None:
-                continue
-            try:
-                fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1]
-            except OSError:
-                continue
-            utime, stime = fields.split()[11:13]
-            total += (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
-        return total
+        pids = [s.process.pid for s in self.of_kind(kind) if s.running and s.process]
+        return sum(filter(None, (cpu_seconds(pid) for pid in pids)))
 
     def of_kind(self, kind: str) -> list[Service]:
         return [service for service in self.services if service.kind == kind]
 
-    async def readiness(self, http: httpx.AsyncClient) -> list[tuple[Service, bool]]:
-        async def one(service: Service) -> bool:
-            try:
-                return (await http.get(f"{service.url}/readyz", timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        answers = await asyncio.gather(*(one(service) for service in self.services))
+    async def readiness(self) -> list[tuple[Service, bool]]:
+        answers = await asyncio.gather(
+            *(asyncio.to_thread(is_ready, service.port) for service in self.services)
+        )
         return list(zip(self.services, answers, strict=True))
 
-    async def wait_ready(
-        self, http: httpx.AsyncClient, within: float = 180.0
-    ) -> tuple[float, float]:
+    async def wait_ready(self, _http: object = None, within: float = 180.0) -> tuple[float, float]:
         """(seconds until every kind has a ready instance, seconds until every instance is
-        ready); raises after `within` seconds."""
+        ready); raises after `within` seconds. (`_http`: accepted from callers that still
+        pass an HTTP client of their own; readiness uses the launcher's probe.)"""
         started = time.monotonic()
         served: float | None = None
         while True:
-            answers = await self.readiness(http)
+            answers = await self.readiness()
             elapsed = time.monotonic() - started
             ready_kinds = {service.kind for service, ready in answers if ready}
             if served is None and ready_kinds >= {service.kind for service in self.services}:
@@ -277,7 +266,7 @@ class Phone:
 
     user_id: str
     stack: ClusterStack
-    http: httpx.AsyncClient
+    http: Http
     conversation_id: str = ""
     seen: set[str] = field(default_factory=set)
     live: int = 0
@@ -287,16 +276,15 @@ class Phone:
     task: asyncio.Task[None] | None = None
     edge_port: int = 0
     _stop: bool = False
-    _socket: Any = None
+    _device: Device | None = None
 
     def start(self, first_edge: int) -> None:
         self.task = asyncio.create_task(self._run(first_edge))
 
     async def stop(self) -> None:
         self._stop = True
-        if self._socket is not None:
-            with contextlib.suppress(Exception):
-                await self._socket.close()
+        if self._device is not None:
+            await self._device.close()
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
@@ -308,35 +296,30 @@ class Phone:
             edge = edges[(edge_index + attempt) % len(edges)]
             self.edge_port = edge.port
             attempt += 1
-            url = f"{edge.ws_url}/ws/{self.user_id}?token=%2B{self.user_id[1:]}"
             try:
-                async with websockets.connect(url, open_timeout=5, close_timeout=2) as ws:
-                    self._socket = ws
-                    await ws.send('{"event":"heartbeat"}')
-                    while True:
-                        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                        if frame.get("event") == "heartbeat_ack":
-                            break
-                        self._note(frame)
-                    # Admitted and bound: whatever was sent before now is in history.
-                    if attempt > 1:
-                        await self._recover()
-                    self.connected.set()
-                    async for raw in ws:
-                        self._note(orjson.loads(raw))
-            except websockets.ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd is not None else 1006
-                self.closes[str(code)] += 1
-            except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI):
+                device = await open_device(edge.ws_url, self.user_id, self._note, within=5)
+            except Exception:
                 self.closes["connect-failed"] += 1
-            else:
-                self.closes["1000"] += 1
-            self._socket = None
+                await asyncio.sleep(0.2)
+                continue
+            self._device = device
+            try:
+                # Admitted and bound: whatever was sent before now is in history.
+                await asyncio.wait_for(device.heartbeat(), 10)
+                if attempt > 1:
+                    await self._recover()
+                self.connected.set()
+                assert device.transport is not None
+                await device.transport.wait_disconnected()
+            except (SocketClosed, TimeoutError):
+                await device.close()
+            self.closes[str(device.close_code or 1006)] += 1
+            self._device = None
             if not self._stop:
                 self.connected.clear()
                 await asyncio.sleep(0.2)
 
-    def _note(self, frame: dict[str, Any]) -> None:
+    def _note(self, _device: Device, frame: Frame, _at: float) -> None:
         if frame.get("event") == "new_message":
             message_id = frame.get("messageId")
             if isinstance(message_id, str) and message_id not in self.seen:
@@ -353,7 +336,7 @@ class Phone:
 
 async def history(
     stack: ClusterStack,
-    http: httpx.AsyncClient,
+    http: Http,
     user_id: str,
     conversation_id: str,
     *,
@@ -361,15 +344,11 @@ async def history(
 ) -> list[dict[str, Any]]:
     """Newest first; `pages` pages of HISTORY_PAGE, retried over the messaging instances."""
     items: list[dict[str, Any]] = []
-    before: str | None = None
+    before = ""
     for _ in range(pages):
-        params: dict[str, Any] = {"limit": HISTORY_PAGE}
-        if before:
-            params["before"] = before
-        page = await _rest(
-            stack, http, "GET", f"/conversations/{conversation_id}/messages", user_id, params=params
-        )
-        batch = page["items"]
+        query = f"?limit={HISTORY_PAGE}" + (f"&before={before}" if before else "")
+        path = f"/conversations/{conversation_id}/messages{query}"
+        batch = (await _rest(stack, http, "GET", path, user_id))["items"]
         items.extend(batch)
         # A tombstone (a position with no message of its own) has no id to page from.
         ids = [item["messageId"] for item in batch if "messageId" in item]
@@ -381,35 +360,35 @@ async def history(
 
 async def _rest(
     stack: ClusterStack,
-    http: httpx.AsyncClient,
+    http: Http,
     method: str,
     path: str,
     user_id: str,
+    payload: Any = None,
     *,
     within: float = 60.0,
-    **kwargs: Any,
+    retries: _Sends | None = None,
 ) -> Any:
+    """Retried over the messaging instances until one answers 2xx (a 4xx but 429 raises)."""
     deadline = time.monotonic() + within
+    body = None if payload is None else orjson.dumps(payload)
     attempt = 0
     while True:
         targets = stack.of_kind("messaging")
         target = targets[attempt % len(targets)]
         attempt += 1
         try:
-            response = await http.request(
-                method,
-                f"{target.url}{path}",
-                headers={"Authorization": f"Bearer {user_id}"},
-                **kwargs,
-            )
-            if response.status_code < 300:
-                return response.json()
-            if 400 <= response.status_code < 500 and response.status_code != 429:
-                response.raise_for_status()
-        except httpx.TransportError:
-            pass
+            status, answer = await http.call(method, f"{target.url}{path}", user_id, body)
+        except (OSError, TimeoutError, aiohttp.ClientError):
+            status, answer = 0, b""
+        if 200 <= status < 300:
+            return orjson.loads(answer)
+        if 400 <= status < 500 and status != 429:
+            raise RestError(f"{method} {path}", status, answer)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{method} {path} kept failing")
+        if retries is not None:
+            retries.retries += 1
         await asyncio.sleep(0.2)
 
 
@@ -476,39 +455,31 @@ class _Sends:
 
 async def _send(
     stack: ClusterStack,
-    http: httpx.AsyncClient,
+    http: Http,
     sends: _Sends,
     sender: str,
     recipient: str,
     conversation_id: str,
     client_message_id: str,
 ) -> None:
-    body = {
-        "content": client_message_id,
-        "messageType": "text",
-        "clientMessageId": client_message_id,
-    }
-    deadline = time.monotonic() + 30
-    attempt = 0
-    while time.monotonic() < deadline:
-        targets = stack.of_kind("messaging")
-        target = targets[attempt % len(targets)]
-        attempt += 1
-        try:
-            response = await http.post(
-                f"{target.url}/conversations/{conversation_id}/messages",
-                json=body,
-                headers={"Authorization": f"Bearer {sender}"},
-            )
-        except httpx.TransportError:
-            response = None
-        if response is not None and response.status_code == 201:
-            message_id = response.json()["messageId"]
-            sends.accepted[client_message_id] = (conversation_id, message_id, recipient)
-            return
-        sends.retries += 1
-        await asyncio.sleep(0.2)
-    sends.not_accepted += 1
+    payload = {"content": client_message_id, "messageType": "text"}
+    path = f"/conversations/{conversation_id}/messages"
+    try:
+        # The same clientMessageId on every retry: the message is stored once.
+        stored = await _rest(
+            stack,
+            http,
+            "POST",
+            path,
+            sender,
+            {**payload, "clientMessageId": client_message_id},
+            within=30,
+            retries=sends,
+        )
+    except (TimeoutError, RestError):
+        sends.not_accepted += 1
+        return
+    sends.accepted[client_message_id] = (conversation_id, stored["messageId"], recipient)
 
 
 async def run_drill(
@@ -518,15 +489,12 @@ async def run_drill(
 ) -> DrillFigures:
     """The services must be running and ready on the cluster."""
     figures = DrillFigures()
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-    async with httpx.AsyncClient(trust_env=False, timeout=10, limits=limits) as http:
+    async with Http("", connections=200) as http:
         pairs = [(new_user(), new_user()) for _ in range(options.pairs)]
         phones: dict[str, Phone] = {}
         conversations: list[str] = []
         for index, (a, b) in enumerate(pairs):
-            created = await _rest(
-                stack, http, "POST", "/conversations", a, json={"participantIds": [b]}
-            )
+            created = await _rest(stack, http, "POST", "/conversations", a, {"participantIds": [b]})
             conversations.append(created["id"])
             for offset, user in enumerate((a, b)):
                 phone = Phone(user, stack, http, conversation_id=created["id"])
@@ -665,68 +633,15 @@ async def run_drill(
         while True:
             online = 0
             for user in phones:
-                view = await http.get(
-                    f"{presence[0].url}/presence/{user}",
-                    headers={"Authorization": f"Bearer {user}"},
-                )
-                if view.status_code == 200 and (
-                    view.json()["devices"] > 0 or view.json()["status"] != "offline"
-                ):
+                status, body = await http.call("GET", f"{presence[0].url}/presence/{user}", user)
+                view = orjson.loads(body) if status == 200 else {}
+                if view and (view["devices"] > 0 or view["status"] != "offline"):
                     online += 1
             figures.online_without_socket = online
             if not online or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
     return figures
-
-
-# --- queue types: classic against quorum on one node ---------------------------------------
-
-
-async def measure_queue_type(amqp_url: str, queue_type: str, messages: int) -> float:
-    """Messages/s through one durable work queue of the given type: persistent messages,
-    publisher confirms (256 in flight), manual acks (prefetch 64). Raw bytes, so the broker,
-    not this process's JSON, is what is measured."""
-    import aio_pika
-
-    name = f"bench-qt-{queue_type}-{secrets.token_hex(4)}"
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        publisher = await connection.channel(publisher_confirms=True)
-        consumer = await connection.channel()
-        await consumer.set_qos(prefetch_count=64)
-        queue = await consumer.declare_queue(
-            name, durable=True, arguments={"x-queue-type": queue_type}
-        )
-        received = 0
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal received
-            await message.ack()
-            received += 1
-            if received == messages:
-                done.set()
-
-        await queue.consume(on_message)
-        body = b'{"event":"client.message_read"}' + b" " * 200
-        slots = asyncio.Semaphore(256)
-
-        async def publish() -> None:
-            async with slots:
-                await publisher.default_exchange.publish(
-                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), name
-                )
-
-        started = time.monotonic()
-        await asyncio.gather(*(publish() for _ in range(messages)))
-        async with asyncio.timeout(300):
-            await done.wait()
-        rate = messages / (time.monotonic() - started)
-        await consumer.queue_delete(name)
-        return rate
-    finally:
-        await connection.close()
 
 
 # --- bindings: what an edge costs the broker per connected user ----------------------------
@@ -765,7 +680,7 @@ async def measure_bindings(amqp_url: str, count: int, in_flight: int = 64) -> di
     }
 
 
-# --- chat-bench faults / chat-bench queue-types / chat-bench bindings -----------------------
+# --- chat-bench faults / chat-bench bindings -------------------------------------------------
 
 
 def main(command: str, argv: list[str]) -> None:
@@ -780,24 +695,6 @@ def main(command: str, argv: list[str]) -> None:
         parser.add_argument("--count", type=int, default=20_000)
         args = parser.parse_args(argv)
         print(json.dumps(uvloop.run(measure_bindings(args.amqp_url, args.count))))
-        return
-    if command == "queue-types":
-        parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP))
-        parser.add_argument("--messages", type=int, default=5000)
-        parser.add_argument("--rounds", type=int, default=3)
-        args = parser.parse_args(argv)
-
-        async def compare() -> dict[str, list[float]]:
-            rates: dict[str, list[float]] = {"classic": [], "quorum": []}
-            for _ in range(args.rounds):
-                for kind in rates:
-                    rates[kind].append(
-                        round(await measure_queue_type(args.amqp_url, kind, args.messages), 1)
-                    )
-            return rates
-
-        rates = uvloop.run(compare())
-        print(json.dumps({"events_per_second": rates}))
         return
     defaults = DrillOptions()
     for name, value in asdict(defaults).items():
@@ -818,8 +715,7 @@ def main(command: str, argv: list[str]) -> None:
         try:
             for kind in ("ws-edge", "messaging", "presence"):
                 stack.add(kind, 2)
-            async with httpx.AsyncClient(trust_env=False) as http:
-                await stack.wait_ready(http)
+            await stack.wait_ready()
             return await run_drill(stack, options, log=lambda m: print(m, file=sys.stderr))
         finally:
             stack.stop()

@@ -1,13 +1,12 @@
 """chat-bench: drive the real stack through WebSocket and REST only, as client apps do.
 
-    chat-bench SCENARIO [options]     e2e | typing | fanout | connections | ceiling
+    chat-bench SCENARIO [options]     cost | connect | typing | fanout | growth | abuse
     chat-bench all [--smoke]          every scenario, default (or smoke) sizes
     chat-bench smoke                  every scenario tiny: a correctness check, not a benchmark
+    chat-bench regress --against REF  one scenario on REF's stack and this tree's, A B A B,
+                                      with ratios (regress.py)
     chat-bench faults [options]       fault drill on its own 3-node RabbitMQ cluster (faults.py)
-    chat-bench queue-types            classic against quorum queues on AMQP_URL (events/s)
     chat-bench bindings               user-key binds and unbinds per second on AMQP_URL
-    chat-bench compare [--smoke]      this stack and Centrifugo v6.9.1 side by side (compare.py;
-                                      builds Centrifugo once, starts both itself)
 
 Without --edge-url/--messaging-url/--presence-url it uses a stack answering on ports
 8000-8002, or starts one per scenario (RabbitMQ and MongoDB must be up: `make infra`).
@@ -54,7 +53,7 @@ def _option_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def _add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> None:
+def add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> None:
     for field in dataclasses.fields(defaults):  # type: ignore[arg-type]
         default = getattr(defaults, field.name)
         parser.add_argument(
@@ -67,17 +66,19 @@ def _add_scenario_options(parser: argparse.ArgumentParser, defaults: object) -> 
         )
 
 
-def _common_options() -> argparse.ArgumentParser:
+def common_options(*, given_stack: bool = True) -> argparse.ArgumentParser:
+    """`given_stack`: offer a running stack's URLs (regress always starts its own)."""
     common = argparse.ArgumentParser(add_help=False)
     stack = common.add_argument_group("stack")
-    stack.add_argument("--edge-url", help="ws-edge HTTP base URL, e.g. http://127.0.0.1:8000")
-    stack.add_argument("--messaging-url", help="messaging base URL, e.g. http://127.0.0.1:8001")
-    stack.add_argument("--presence-url", help="presence base URL, e.g. http://127.0.0.1:8002")
-    stack.add_argument(
-        "--start-stack",
-        action="store_true",
-        help="start a fresh stack per scenario even if one answers on ports 8000-8002",
-    )
+    if given_stack:
+        stack.add_argument("--edge-url", help="ws-edge HTTP base URL, e.g. http://127.0.0.1:8000")
+        stack.add_argument("--messaging-url", help="messaging base URL")
+        stack.add_argument("--presence-url", help="presence base URL")
+        stack.add_argument(
+            "--start-stack",
+            action="store_true",
+            help="start a fresh stack per scenario even if one answers on ports 8000-8002",
+        )
     stack.add_argument(
         "--stack-env",
         action="append",
@@ -118,7 +119,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = _common_options()
+    common = common_options()
     root = argparse.ArgumentParser(
         prog="chat-bench",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -130,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="SCENARIO")
     for scenario in SCENARIOS:
         sub = commands.add_parser(scenario.name, parents=[common], help=scenario.summary)
-        _add_scenario_options(sub, scenario.defaults)
+        add_scenario_options(sub, scenario.defaults)
     every = commands.add_parser("all", parents=[common], help="every scenario at default sizes")
     every.add_argument("--smoke", action="store_true", help="every scenario tiny instead")
     commands.add_parser("smoke", parents=[common], help="every scenario tiny (for tests)")
@@ -155,21 +156,6 @@ def _plan(args: argparse.Namespace) -> list[tuple[Scenario[Any], Any]]:
     return [(s, s.smoke if smoke else s.defaults) for s in SCENARIOS]
 
 
-def _add_cpu_figures(
-    result: ScenarioResult, scenario: Scenario[Any], meter: CpuMeter, whole: CpuMeter
-) -> None:
-    """CPU ms per operation per process: over the scenario's measured window when it marks
-    one, else over the whole scenario (setup included, said in a note)."""
-    operations = result.figures.get(scenario.operations)
-    if not isinstance(operations, int) or operations <= 0:
-        return
-    if not meter.spent:
-        meter = whole
-        result.notes.append("cpu_ms_per_op covers the whole scenario, setup included")
-    result.figures.update(meter.per_operation(operations))
-    result.figures["cpu_processes"] = ", ".join(f"{r}={p}" for r, p in sorted(meter.pids.items()))
-
-
 def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
     urls = (args.edge_url, args.messaging_url, args.presence_url)
     if not any(urls):
@@ -180,7 +166,7 @@ def _given_endpoints(args: argparse.Namespace) -> Endpoints | None:
     return Endpoints(edge, messaging, presence, os.environ.get("MONGO_DB", "chat"))
 
 
-def _stack_env(pairs: list[str]) -> dict[str, str]:
+def stack_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -188,6 +174,35 @@ def _stack_env(pairs: list[str]) -> dict[str, str]:
             raise StackError(f"--stack-env wants KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
+
+
+async def run_scenario(
+    scenario: Scenario[Any],
+    options: Any,
+    endpoints: Endpoints,
+    args: argparse.Namespace,
+    progress: Progress,
+    rng: random.Random,
+) -> ScenarioResult:
+    """One scenario against a running stack, with this process as the generator; the CPU
+    meter finds the stack's processes by the ports they listen on."""
+    meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
+    ctx = Context(
+        endpoints,
+        progress,
+        rng,
+        run_tag=uuid.uuid4().hex[:8],
+        heartbeat_interval=args.heartbeat_interval,
+        settle_timeout=args.settle_timeout,
+        mongo_url=args.mongo_url,
+        cpu=meter,
+    )
+    try:
+        result: ScenarioResult = await scenario.run(ctx, options)
+    finally:
+        await ctx.close()
+    result.figures["cpu_processes"] = ", ".join(f"{r}={p}" for r, p in sorted(meter.pids.items()))
+    return result
 
 
 async def _run_all(
@@ -201,7 +216,7 @@ async def _run_all(
         force_start=args.start_stack,
         amqp_url=args.amqp_url,
         mongo_url=args.mongo_url,
-        env_overrides=_stack_env(args.stack_env),
+        env_overrides=stack_env(args.stack_env),
         ready_timeout=args.ready_timeout,
         progress=progress,
     )
@@ -217,21 +232,7 @@ async def _run_all(
                 stacks[scenario.name] = (
                     owned.description() if owned else {"owned": False, **endpoints.by_service()}
                 )
-                meter = CpuMeter.for_stack(endpoints.by_service(), args.amqp_url, args.mongo_url)
-                whole = CpuMeter(dict(meter.pids))
-                ctx = Context(
-                    endpoints,
-                    progress,
-                    rng,
-                    run_tag=uuid.uuid4().hex[:8],
-                    heartbeat_interval=args.heartbeat_interval,
-                    settle_timeout=args.settle_timeout,
-                    mongo_url=args.mongo_url,
-                    cpu=meter,
-                )
-                with whole.window():
-                    result = await scenario.run(ctx, options)
-                _add_cpu_figures(result, scenario, meter, whole)
+                result = await run_scenario(scenario, options, endpoints, args, progress, rng)
         except Exception as error:
             # A scenario that fails (its stack would not start included) is reported, and
             # the others still run.
@@ -247,16 +248,16 @@ async def _run_all(
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("faults", "queue-types", "bindings"):
+    if argv and argv[0] in ("faults", "bindings"):
         # Not scenarios against a given stack: they start their own cluster or queues.
         from chat_bench import faults
 
         faults.main(argv[0], argv[1:])
         return
-    if argv and argv[0] == "compare":
-        from chat_bench import compare
+    if argv and argv[0] == "regress":
+        from chat_bench import regress
 
-        compare.main(argv[1:])
+        regress.main(argv[1:])
         return
     args = parser().parse_args(argv)
     plan = _plan(args)

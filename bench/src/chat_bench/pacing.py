@@ -1,30 +1,27 @@
 """Open-loop load: actions start on a fixed schedule, whether or not earlier ones finished.
 
 A closed loop (send, wait for the answer, send again) slows down with the system under test
-and hides exactly the latency a benchmark is for. Here each action is its own task, started at
-its scheduled moment; only a cap on actions in flight keeps a stalled stack from piling up
+and hides exactly the latency a benchmark is for. Each action is started by a `loop.call_at`
+timer at its due moment (no polling sleeps: the generator wakes once per action, not per
+tick), as its own task; only a cap on actions in flight keeps a stalled stack from piling up
 unbounded tasks, and every late start is recorded as lag.
 """
 
 import asyncio
-import contextlib
 import math
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-# How often the scheduler wakes up; events due within one tick start together.
-TICK_SECONDS = 0.002
-
 
 @dataclass
 class PacedRun:
+    scheduled: int = 0
     launched: int = 0
-    # Scheduled but never started: the schedule ran past its deadline (stack saturated).
+    # Scheduled but never started: the cap held the schedule back past its deadline.
     skipped: int = 0
     failed: int = 0
-    # Seconds each action started after its scheduled moment.
+    # Seconds each action started after its due moment.
     lags: list[float] = field(default_factory=list)
     started_at: float = 0.0
     finished_launching_at: float = 0.0
@@ -43,7 +40,77 @@ class PacedRun:
 
 def schedule_offset(index: int, rate: float | None) -> float:
     """When action `index` is due, in seconds after the start (all at once without a rate)."""
-    return 0.0 if rate is None or math.isinf(rate) else index / rate
+    return 0.0 if rate is None or math.isinf(rate) or rate <= 0 else index / rate
+
+
+class _Schedule:
+    """The state of one paced run, driven by timer callbacks and task completions."""
+
+    def __init__(
+        self,
+        count: int,
+        action: Callable[[int], Coroutine[Any, Any, None]],
+        rate: float | None,
+        max_in_flight: int,
+        overrun: float | None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.count, self.action, self.rate, self.cap = count, action, rate, max_in_flight
+        self.run = PacedRun(scheduled=count, started_at=self.loop.time())
+        self.stop_at = (
+            None
+            if overrun is None
+            else self.run.started_at + schedule_offset(count, rate) + overrun
+        )
+        self.index = 0
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.launching_done = self.loop.create_future()
+        self.blocked = False
+        self.stop_timer = False
+        self.stopped = False
+
+    def due(self, index: int) -> float:
+        return self.run.started_at + schedule_offset(index, self.rate)
+
+    def fire(self) -> None:
+        """Start everything due; then set one timer for the next, or wait for room."""
+        if self.stopped:
+            return
+        now = self.loop.time()
+        while self.index < self.count:
+            if self.stop_at is not None and now > self.stop_at:
+                self.run.skipped = self.count - self.index
+                break
+            due = self.due(self.index)
+            if due > now:
+                self.loop.call_at(due, self.fire)
+                return
+            if len(self.in_flight) >= self.cap:
+                self.blocked = True
+                if self.stop_at is not None and not self.stop_timer:
+                    self.stop_timer = True
+                    self.loop.call_at(self.stop_at, self.unblock)
+                return
+            self.run.lags.append(now - due)
+            task = self.loop.create_task(self.action(self.index))
+            self.in_flight.add(task)
+            task.add_done_callback(self.finished)
+            self.run.launched += 1
+            self.index += 1
+        self.run.finished_launching_at = self.loop.time()
+        if not self.launching_done.done():
+            self.launching_done.set_result(None)
+
+    def unblock(self) -> None:
+        if self.blocked:
+            self.blocked = False
+            self.fire()
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            self.run.failed += 1
+        self.unblock()
 
 
 async def paced(
@@ -56,55 +123,29 @@ async def paced(
     overrun: float | None = None,
 ) -> PacedRun:
     """Start `action(0..count-1)` at `rate` per second (None: as fast as the cap allows),
-    then wait at most `settle_timeout` for the last ones to finish.
+    then wait at most `settle_timeout` for the last ones to finish (the rest is cancelled).
 
     With `overrun`, launching stops that many seconds after the schedule's end: when the
     cap holds the schedule back that far, the rest is skipped rather than offered late."""
     if count < 0 or max_in_flight < 1:
         raise ValueError("count must be >= 0 and max_in_flight >= 1")
-    run = PacedRun(started_at=time.monotonic())
-    in_flight: set[asyncio.Task[None]] = set()
-    room = asyncio.Event()
-    room.set()
-
-    def finished(task: asyncio.Task[None]) -> None:
-        in_flight.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            run.failed += 1
-        room.set()
-
-    stop_at = (
-        run.started_at + schedule_offset(count, rate) + overrun if overrun is not None else None
-    )
-    index = 0
-    while index < count:
-        now = time.monotonic()
-        if stop_at is not None and now > stop_at:
-            run.skipped = count - index
-            break
-        due = run.started_at + schedule_offset(index, rate)
-        if due > now:
-            await asyncio.sleep(min(due - now, TICK_SECONDS))
-            continue
-        if len(in_flight) >= max_in_flight:
-            room.clear()
-            if stop_at is None:
-                await room.wait()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(room.wait(), max(stop_at - now, 0.0))
-            continue
-        run.lags.append(now - due)
-        task = asyncio.create_task(action(index))
-        in_flight.add(task)
-        task.add_done_callback(finished)
-        run.launched += 1
-        index += 1
-    run.finished_launching_at = time.monotonic()
-    if in_flight:
-        _, pending = await asyncio.wait(set(in_flight), timeout=settle_timeout)
-        for task in pending:
-            task.cancel()
+    schedule = _Schedule(count, action, rate, max_in_flight, overrun)
+    try:
+        schedule.fire()
+        await schedule.launching_done
+        pending = set(schedule.in_flight)
         if pending:
-            await asyncio.wait(pending)
-    return run
+            _, late = await asyncio.wait(pending, timeout=settle_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+    except asyncio.CancelledError:
+        # A cancelled run starts nothing more (its timer chain would go on otherwise) and
+        # takes what it started down with it.
+        for task in schedule.in_flight:
+            task.cancel()
+        raise
+    finally:
+        schedule.stopped = True
+    return schedule.run

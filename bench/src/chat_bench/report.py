@@ -3,7 +3,9 @@ people and one JSON document (file and last stdout line) for tools."""
 
 import os
 import platform
+import re
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,79 +19,54 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # Longer texts (a failure's reasons) are cut in the table; the JSON has them whole.
 MAX_CELL = 48
 
-# The figures the table shows (the JSON has them all).
+# The figures the table shows first (the JSON has them all; the rest follow in the table).
 TABLE_FIGURES: dict[str, tuple[str, ...]] = {
-    "e2e": (
-        "users",
-        "presence_settle_seconds",
-        "offered_rate_per_s",
-        "achieved_rate_per_s",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "latency_p99_ms",
-        "latency_max_ms",
-        "rest_p50_ms",
-        "rest_p99_ms",
-        "not_offered",
-        "delivered_of_sent",
-        "lost",
-        "duplicates",
-        "refused",
-        "timed_out",
+    "cost": ("users", "presence_settle_seconds", "sent", "lost", "duplicates", "refused"),
+    "connect": (
+        "connections_open",
+        "connect_rate_per_s",
+        "connect_p99_ms",
+        "edge_rss_per_socket_kib",
+        "heartbeat_ack_p50_ms",
+        "heartbeat_ack_p99_ms",
+        "cpu_ms_per_op_servers",
     ),
     "typing": (
-        "ring_users",
-        "presence_settle_seconds",
+        "distinct_senders",
         "offered_rate_per_s",
         "achieved_rate_per_s",
         "latency_p50_ms",
         "latency_p99_ms",
-        "latency_max_ms",
         "delivered_of_expected",
         "duplicates",
+        "cpu_ms_per_op_servers",
     ),
     "fanout": (
         "members",
-        "presence_settle_seconds",
-        "rounds",
         "last_delivery_p50_ms",
         "last_delivery_max_ms",
-        "member_latency_p50_ms",
         "member_latency_p99_ms",
         "delivered_of_expected",
         "duplicates",
     ),
-    "connections": (
-        "connections_open",
-        "connect_rate_per_s",
-        "connect_p99_ms",
-        "edge_rss_before_mib",
-        "edge_rss_after_connect_mib",
-        "rss_per_connection_kib",
-        "heartbeat_rate_per_s",
-        "heartbeat_ack_p50_ms",
-        "heartbeat_ack_p99_ms",
-        "heartbeat_ack_max_ms",
-        "heartbeat_failures",
-        "dropped_while_held",
-    ),
-    "ceiling": (
-        "highest_sustained_rate_per_s",
-        "lowest_failing_rate_per_s",
-        "first_failure",
-        "lost",
-        "duplicates",
-    ),
 }
+# Step tables: these columns where a step has them, then CPU ms per operation per process.
 STEP_COLUMNS = (
-    "offered_rate_per_s",
+    "step",
+    "operations",
     "achieved_rate_per_s",
     "latency_p50_ms",
     "latency_p99_ms",
-    "behind",
-    "failed",
-    "why",
+    "answer_p99_ms",
+    "refused",
+    "unanswered",
+    "lost",
+    "duplicates",
+    "generator_ms_per_request",
 )
+CPU_PREFIX = "cpu_ms_per_op_"
+# cost's per-step copies at the top (for targets and regress): its steps table shows them.
+STEP_COPY = re.compile(r"^(rest|socket)_[0-9.]+_")
 
 
 def _read(path: str) -> str:
@@ -235,34 +212,42 @@ def table(results: list[ScenarioResult]) -> str:
     rows: list[tuple[str, str, str, str, str]] = [("scenario", "figure", "value", "target", "")]
     for result in results:
         verdicts = {v.target.figure: v for v in judge(result)}
-        names = list(TABLE_FIGURES.get(result.scenario, tuple(result.figures)))
-        names += [name for name in verdicts if name not in names]
+        first = TABLE_FIGURES.get(result.scenario, ())
+        names = [*first, *(n for n in result.figures if n not in first)]
         label = result.scenario + ("" if result.correct else " (INCORRECT)")
         for name in names:
-            if name not in result.figures:
+            if name not in result.figures or (STEP_COPY.match(name) and name not in verdicts):
                 continue
             target, met = _verdict_cells(verdicts.get(name))
             rows.append((label, name, _cell(result.figures[name]), target, met))
             label = ""
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = columns(rows)
     for result in results:
         if result.rows:
-            lines += ["", f"{result.scenario} steps:", _steps(result.rows)]
+            lines += ["", f"{result.scenario} steps (CPU: ms per operation):", *steps(result.rows)]
         for problem in result.problems:
             lines.append(f"{result.scenario}: PROBLEM: {problem}")
+        for note in result.notes:
+            lines.append(f"{result.scenario}: note: {note}")
     return "\n".join(lines)
 
 
-def _steps(rows: list[dict[str, Figure]]) -> str:
-    cells = [list(STEP_COLUMNS)] + [
-        [_cell(row.get(column)) for column in STEP_COLUMNS] for row in rows
+def columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Left-aligned columns, a rule under the first row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(STEP_COLUMNS))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
-    )
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def steps(rows: list[dict[str, Figure]]) -> list[str]:
+    present = {key for row in rows for key in row}
+    names = [c for c in STEP_COLUMNS if c in present]
+    cpu = sorted(k for k in present if k.startswith(CPU_PREFIX))
+    names += cpu
+    if "why" in present:
+        names.append("why")
+    header = tuple(n.removeprefix(CPU_PREFIX) for n in names)
+    return columns([header, *(tuple(_cell(row.get(n)) for n in names) for row in rows)])

@@ -14,7 +14,7 @@ class ScenarioResult:
     # Correctness failures (lost, duplicated, refused): never speed, which targets judge.
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # Per-step rows, for scenarios that have steps (ceiling).
+    # Per-step rows: each step's figures and its CPU per operation per process.
     rows: list[dict[str, Figure]] = field(default_factory=list)
 
     @property

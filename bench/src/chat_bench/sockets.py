@@ -1,30 +1,30 @@
-"""One device: a real WebSocket client, exactly as an app connects, that timestamps each frame
-on arrival (monotonic clock) and hands it to the scenario."""
+"""The load client's WebSocket side: one device per user, on picows.
+
+picows is callback-driven (no reader task per socket): about 0.8-0.9 ms of this process's CPU
+per connect + first heartbeat, against 1.1-1.5 ms for aiohttp's client and 1.0 for websockets,
+measured side by side on one stack (docs/performance.md, "The load generator"). Frames are
+decoded once with orjson and handed to the scenario with their arrival time
+(`time.monotonic()`, the clock every latency here is taken on).
+"""
 
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import ClientProtocol
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame as WsFrame
-from websockets.frames import Opcode
-from websockets.protocol import State
-from websockets.uri import parse_uri
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 Frame = dict[str, Any]
-FrameHandler = Callable[["BenchSocket", Frame, float], None]
+FrameHandler = Callable[["Device", Frame, float], None]
 
-HEARTBEAT = '{"event":"heartbeat"}'
+HEARTBEAT = b'{"event":"heartbeat"}'
 
 
 def socket_url(edge_ws_url: str, user_id: str) -> str:
@@ -37,159 +37,143 @@ class SocketClosed(Exception):
     pass
 
 
-class BenchSocket:
-    def __init__(self, edge_ws_url: str, user_id: str, on_frame: FrameHandler) -> None:
-        self.user_id = user_id
-        self._url = socket_url(edge_ws_url, user_id)
-        self._on_frame = on_frame
-        self._socket: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        # The edge answers heartbeats in order, so acks match sends first-in first-out.
-        self._acks: collections.deque[asyncio.Future[float]] = collections.deque()
-        self.close_code: int | None = None
-
-    async def open(self, open_timeout: float) -> None:
-        self._socket = await connect(
-            self._url,
-            compression=None,
-            proxy=None,
-            open_timeout=open_timeout,
-            # The edge pings every 20 s and the client answers; a second ping stream would only
-            # add load that real apps (browsers) do not produce.
-            ping_interval=None,
-            close_timeout=5,
-            user_agent_header="chat-bench",
-        )
-        self._reader = asyncio.create_task(self._read(self._socket))
-
-    @property
-    def is_open(self) -> bool:
-        return self._socket is not None and self.close_code is None and self._reader is not None
-
-    async def send(self, text: str) -> None:
-        if self._socket is None:
-            raise SocketClosed(self.user_id)
-        await self._socket.send(text)
-
-    async def heartbeat(self) -> float:
-        """Send one heartbeat; seconds until its heartbeat_ack arrived."""
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._acks.append(future)
-        sent_at = time.monotonic()
-        await self.send(HEARTBEAT)
-        acked_at = await future
-        return acked_at - sent_at
-
-    async def close(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(ConnectionClosed, OSError):
-                await self._socket.close()
-        if self._reader is not None:
-            await asyncio.wait([self._reader], timeout=10)
-
-    async def _read(self, socket: ClientConnection) -> None:
-        try:
-            async for raw in socket:
-                at = time.monotonic()
-                frame = orjson.loads(raw)
-                if frame.get("event") == "heartbeat_ack" and self._acks:
-                    future = self._acks.popleft()
-                    if not future.done():
-                        future.set_result(at)
-                    continue
-                self._on_frame(self, frame, at)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.close_code = socket.close_code if socket.close_code is not None else 1006
-            while self._acks:
-                future = self._acks.popleft()
-                if not future.done():
-                    future.set_exception(SocketClosed(f"{self.user_id}: {self.close_code}"))
-
-
-def ignore_frames(_socket: BenchSocket, _frame: Frame, _at: float) -> None:
+def ignore_frames(_device: "Device", _frame: Frame, _at: float) -> None:
     pass
 
 
-class StuckSocket:
-    """A device that stops reading its socket: a tiny receive buffer and no reads after the
-    handshake, so the edge's writes back up as they would behind a stalled phone.
+class Device(WSListener):
+    """One user's socket. The edge answers heartbeats in order, so acks match sends first-in
+    first-out; every other frame goes to `on_frame`."""
 
-    Built on websockets' sans-I/O protocol over a raw socket, because a normal client keeps
-    reading into its own buffers.
-    """
+    def __init__(self, user_id: str, on_frame: FrameHandler) -> None:
+        self.user_id = user_id
+        self.on_frame = on_frame
+        self.transport: WSTransport | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._acks: collections.deque[asyncio.Future[float]] = collections.deque()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT:
+            at = time.monotonic()
+            decoded = orjson.loads(frame.get_payload_as_bytes())
+            if decoded.get("event") == "heartbeat_ack" and self._acks:
+                future = self._acks.popleft()
+                if not future.done():
+                    future.set_result(at)
+                return
+            self.on_frame(self, decoded, at)
+        elif kind == WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code().value
+            self.close_reason = (frame.get_close_message() or b"").decode(errors="replace")
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.close_code is None:
+            self.close_code = 1006
+        while self._acks:
+            future = self._acks.popleft()
+            if not future.done():
+                future.set_exception(SocketClosed(f"{self.user_id}: {self.close_code}"))
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and self.close_code is None
+
+    def send(self, frame: bytes) -> None:
+        if self.transport is None or self.close_code is not None:
+            raise SocketClosed(f"{self.user_id}: {self.close_code}")
+        self.transport.send(WSMsgType.TEXT, frame)
+
+    async def heartbeat(self) -> float:
+        """One heartbeat; seconds until its heartbeat_ack arrived."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._acks.append(future)
+        sent_at = time.monotonic()
+        self.send(HEARTBEAT)
+        return await future - sent_at
+
+    async def close(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_disconnected:
+            return
+        with contextlib.suppress(Exception):
+            transport.send_close(WSCloseCode.OK)
+        try:
+            await asyncio.wait_for(transport.wait_disconnected(), 5)
+        except TimeoutError:
+            transport.disconnect(graceful=False)
+
+
+async def open_device(
+    edge_ws_url: str, user_id: str, on_frame: FrameHandler, *, within: float = 10.0
+) -> Device:
+    """Upgraded (not yet admitted: the first heartbeat_ack says that)."""
+    url = socket_url(edge_ws_url, user_id)
+    async with asyncio.timeout(within):
+        _transport, device = await ws_connect(
+            lambda: Device(user_id, on_frame), url, websocket_handshake_timeout=within
+        )
+    assert isinstance(device, Device)
+    return device
+
+
+class StuckSocket:
+    """A device that stops reading its socket after the handshake: a tiny receive buffer and
+    the transport paused, so the edge's writes back up as they would behind a stalled phone."""
 
     RECEIVE_BUFFER = 4096
 
     def __init__(self, edge_ws_url: str, user_id: str) -> None:
-        self.uri = parse_uri(socket_url(edge_ws_url, user_id))
-        self.protocol = ClientProtocol(self.uri)
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._url = socket_url(edge_ws_url, user_id)
+        self._device = Device(user_id, self._count)
+        self.frames = 0
+        self._closed = asyncio.Event()
+
+    def _count(self, _device: Device, _frame: Frame, _at: float) -> None:
+        self.frames += 1
+
+    @staticmethod
+    def _small_socket(_url: object) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, StuckSocket.RECEIVE_BUFFER)
+        sock.setblocking(False)
+        return sock
 
     async def __aenter__(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (self.uri.host, self.uri.port))
-        # A small stream limit: asyncio stops reading from the socket once this is buffered.
-        self._reader, self._writer = await asyncio.open_connection(sock=sock, limit=1024)
-        self.protocol.send_request(self.protocol.connect())
-        self._flush()
-        async with asyncio.timeout(10):
-            while self.protocol.state is not State.OPEN:
-                data = await self._reader.read(1024)
-                if not data:
-                    raise ConnectionError("edge closed the socket during the handshake")
-                self.protocol.receive_data(data)
-        self.protocol.events_received()
+        transport, _ = await ws_connect(
+            lambda: self._device, self._url, socket_factory=self._small_socket
+        )
+        transport.underlying_transport.pause_reading()
         return self
 
     async def __aexit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        if self._writer is not None:
-            self._writer.close()
-
-    def _flush(self) -> None:
-        assert self._writer is not None
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                self._writer.write(chunk)
+        if self._device.transport is not None:
+            self._device.transport.disconnect(graceful=False)
 
     async def read_until_closed(self, within: float = 30.0) -> "ReadBack":
-        """Start reading again, as a live client would (answering pings), until the edge
-        closes the socket or `within` seconds pass."""
-        assert self._reader is not None
-        frames = 0
+        """Read again, as a live client would (answering pings), until the edge closes the
+        socket or `within` seconds pass."""
+        transport = self._device.transport
+        assert transport is not None
+        transport.underlying_transport.resume_reading()
         try:
-            async with asyncio.timeout(within):
-                while True:
-                    try:
-                        data = await self._reader.read(65536)
-                    except ConnectionError:
-                        data = b""
-                    if data:
-                        self.protocol.receive_data(data)
-                    else:
-                        self.protocol.receive_eof()
-                    # Pongs and the closing handshake.
-                    with contextlib.suppress(ConnectionError):
-                        self._flush()
-                    frames += sum(
-                        isinstance(e, WsFrame) and e.opcode is Opcode.TEXT
-                        for e in self.protocol.events_received()
-                    )
-                    if self.protocol.close_rcvd is not None:
-                        return ReadBack(frames, closed=True, code=self.protocol.close_rcvd.code)
-                    if not data:
-                        return ReadBack(frames, closed=True, code=None)
+            await asyncio.wait_for(transport.wait_disconnected(), within)
         except TimeoutError:
-            return ReadBack(frames, closed=False, code=None)
+            return ReadBack(self.frames, closed=False, code=None)
+        code = self._device.close_code
+        return ReadBack(self.frames, closed=True, code=None if code == 1006 else code)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class ReadBack:
     """What a stuck socket found once it read again."""
 

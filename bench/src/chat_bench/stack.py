@@ -1,12 +1,14 @@
 """Where the stack under test is: given URLs, a stack already on the default ports, or one
-that chat-bench starts itself from this venv's console scripts (fresh database and broker
-prefix, stopped at the end). RabbitMQ and MongoDB must already be up (`make infra`)."""
+that chat-bench starts itself from a venv's console scripts (this one, or another checkout's
+for `chat-bench regress`), on a fresh database and broker prefix, stopped and removed at the
+end. RabbitMQ and MongoDB must already be up (`make infra`)."""
 
 import asyncio
 import contextlib
 import ipaddress
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -16,12 +18,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
-import httpx
+import aiohttp
 from chat_launcher import NotReady, ServiceProcess, free_port, launch, stop_all, wait_ready
+from pymongo import AsyncMongoClient
 
 from chat_bench.progress import Progress
-from chat_core.broker import Topology, delete_topology
-from chat_core.db import connect
 
 SERVICES = ("ws-edge", "messaging", "presence")
 DEFAULT_PORTS = {"ws-edge": 8000, "messaging": 8001, "presence": 8002}
@@ -82,11 +83,14 @@ def default_endpoints() -> Endpoints:
 
 async def readiness(url: str) -> int | None:
     """The /readyz status, or None when nothing answers."""
-    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:
-        try:
-            return (await http.get(f"{url}/readyz")).status_code
-        except httpx.HTTPError:
-            return None
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http,
+            http.get(f"{url}/readyz") as response,
+        ):
+            return response.status
+    except (aiohttp.ClientError, TimeoutError):
+        return None
 
 
 def _tcp_answers(host: str, port: int) -> bool:
@@ -108,14 +112,32 @@ def check_infrastructure(amqp_url: str, mongo_url: str) -> None:
             )
 
 
+def this_venv() -> Path:
+    return Path(sys.executable).parent
+
+
+def has_migrate(bin_dir: Path) -> bool:
+    """Whether this checkout's store wants `chat-admin migrate` before its services start
+    (newer ones refuse an unmigrated database; older ones have no such command)."""
+    admin = bin_dir / "chat-admin"
+    if not admin.is_file():
+        return False
+    done = subprocess.run(
+        [str(admin), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return "migrate" in done.stdout
+
+
 @dataclass
 class OwnedStack:
-    """ws-edge, messaging and presence as child processes, on free loopback ports."""
+    """ws-edge, messaging and presence as child processes, on free loopback ports, from the
+    console scripts in `bin_dir`."""
 
     amqp_url: str
     mongo_url: str
     env_overrides: Mapping[str, str]
     progress: Progress
+    bin_dir: Path = field(default_factory=this_venv)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-bench-")))
     children: list[ServiceProcess] = field(default_factory=list)
@@ -155,10 +177,11 @@ class OwnedStack:
         }
 
     async def start(self, ready_timeout: float) -> Endpoints:
-        bin_dir = Path(sys.executable).parent
         env = self.env()
+        if await asyncio.to_thread(has_migrate, self.bin_dir):
+            await self._migrate(env)
         for name in SERVICES:
-            script = bin_dir / name
+            script = self.bin_dir / name
             if not script.is_file():
                 raise StackError(f"no console script {script}; run `make install`")
             port = free_port()
@@ -187,8 +210,18 @@ class OwnedStack:
             by_name["ws-edge"], by_name["messaging"], by_name["presence"], self.db_name
         )
 
-    def pid_of(self, name: str) -> int | None:
-        return next((c.process.pid for c in self.children if c.name == name), None)
+    async def _migrate(self, env: dict[str, str]) -> None:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [str(self.bin_dir / "chat-admin"), "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackError(f"chat-admin migrate failed: {done.stderr[-2000:]}")
 
     async def stop(self, grace: float = 10.0) -> None:
         """The edge first, so its conn.closed events still find presence running."""
@@ -205,21 +238,42 @@ class OwnedStack:
 
     async def _remove_state(self) -> None:
         """Its durable queues would outlive the run (and slow every broker boot after it)."""
-        partitions = int(self.env_overrides.get("BROKER_PARTITIONS", "0") or 0)
         try:
-            connection = await aio_pika.connect(self.amqp_url)
-            try:
-                channel = await connection.channel()
-                await delete_topology(channel, Topology(self.broker_prefix, partitions=partitions))
-            finally:
-                await connection.close()
-            client = connect(self.mongo_url)
+            await remove_broker_state(self.amqp_url, self.broker_prefix)
+            client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(self.mongo_url)
             try:
                 await client.drop_database(self.db_name)
             finally:
                 await client.close()
         except Exception as exc:
             self.progress.say(f"could not remove {self.broker_prefix} / {self.db_name}: {exc}")
+
+
+def _broker_names(kind: str, prefix: str) -> list[str]:
+    """Queues or exchanges named `<prefix>.*`, listed by rabbitmqctl: whatever the checkout
+    that declared them called them (an old commit's topology is not this one's)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", f"list_{kind}", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [n for n in done.stdout.split() if n.startswith(f"{prefix}.")]
+
+
+async def remove_broker_state(amqp_url: str, prefix: str) -> None:
+    queues = await asyncio.to_thread(_broker_names, "queues", prefix)
+    exchanges = await asyncio.to_thread(_broker_names, "exchanges", prefix)
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in queues:
+            await channel.queue_delete(queue)
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
 
 
 @dataclass
@@ -232,10 +286,6 @@ class StackChoice:
     env_overrides: dict[str, str]
     ready_timeout: float
     progress: Progress
-
-    @property
-    def owned(self) -> bool:
-        return self.endpoints is None
 
     @contextlib.asynccontextmanager
     async def stack_for(

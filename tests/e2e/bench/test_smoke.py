@@ -17,7 +17,7 @@ import pytest
 from tests.support.stack import ServiceProcess, Stack
 
 BIN = Path(sys.executable).parent
-SCENARIOS = ("e2e", "typing", "fanout", "connections", "ceiling", "overload", "growth", "abuse")
+SCENARIOS = ("cost", "connect", "typing", "fanout", "growth", "abuse")
 # Inside the fixture's budget below, which also pays for starting the session stack.
 SMOKE_TIMEOUT = 120
 
@@ -97,17 +97,29 @@ def test_the_last_line_is_the_json_written_to_the_results_directory(smoke: Smoke
     assert smoke.summary["settings"]["command"] == "smoke"
     # The table came before it, on stdout; progress went to stderr.
     assert "scenario" in smoke.stdout
-    assert "e2e:" in smoke.stderr
+    assert "cost:" in smoke.stderr
 
 
-def test_rest_sends_all_arrive_once(smoke: SmokeRun) -> None:
-    e2e = smoke.figures("e2e")
-    assert e2e["sent"] > 0
-    assert e2e["delivered"] == e2e["sent"]
-    assert e2e["requests"] == e2e["sent"]
-    assert (e2e["lost"], e2e["duplicates"], e2e["refused"], e2e["timed_out"]) == (0, 0, 0, 0)
-    assert e2e["latency_count"] > 0
-    assert 0 < e2e["latency_p50_ms"] <= e2e["latency_p99_ms"] <= e2e["latency_max_ms"]
+def test_every_send_arrives_once_at_every_step_both_ways(smoke: SmokeRun) -> None:
+    cost = smoke.figures("cost")
+    rows = smoke.summary["results"]["cost"]["rows"]
+    assert cost["sent"] > 0
+    assert cost["accepted"] == cost["sent"]
+    assert (cost["lost"], cost["duplicates"], cost["unexpected_frames"]) == (0, 0, 0)
+    vias = ["rest", "socket"] if cost["socket_send_supported"] else ["rest"]
+    assert [row["via"] for row in rows] == vias * 2  # two rates
+    for row in rows:
+        assert row["sent"] == row["accepted"] > 0
+        assert (row["lost"], row["duplicates"], row["refused"]) == (0, 0, 0)
+        assert 0 < row["latency_p50_ms"] <= row["latency_p99_ms"]
+        assert row["answer_p99_ms"] > 0
+
+
+def test_a_stack_without_socket_sends_is_reported_not_failed(smoke: SmokeRun) -> None:
+    result = smoke.summary["results"]["cost"]
+    if result["figures"]["socket_send_supported"]:
+        pytest.skip("this stack takes send_message over the socket")
+    assert any("socket sends unsupported" in note for note in result["notes"])
 
 
 def test_typing_events_all_arrive_once(smoke: SmokeRun) -> None:
@@ -126,22 +138,14 @@ def test_fanout_reaches_every_member_once(smoke: SmokeRun) -> None:
     assert fanout["last_delivery_max_ms"] is not None
 
 
-def test_connections_are_all_admitted_held_and_measured(smoke: SmokeRun) -> None:
-    connections = smoke.figures("connections")
-    assert connections["connections_open"] == connections["connections_requested"]
-    assert (connections["connect_failures"], connections["dropped_while_held"]) == (0, 0)
-    assert connections["heartbeat_failures"] == 0
-    assert connections["heartbeat_ack_count"] > 0
-    assert connections["edge_rss_after_connect_mib"] > 0
-    assert connections["rss_per_connection_kib"] is not None
-
-
-def test_the_ceiling_steps_and_loses_nothing(smoke: SmokeRun) -> None:
-    ceiling = smoke.figures("ceiling")
-    rows = smoke.summary["results"]["ceiling"]["rows"]
-    assert ceiling["steps"] == len(rows) >= 1
-    assert ceiling["sent"] > 0
-    assert (ceiling["lost"], ceiling["duplicates"]) == (0, 0)
+def test_connects_are_all_admitted_and_measured(smoke: SmokeRun) -> None:
+    connect = smoke.figures("connect")
+    assert connect["connections_open"] == connect["connections_requested"]
+    assert (connect["connect_failures"], connect["dropped_while_held"]) == (0, 0)
+    assert connect["heartbeat_failures"] == 0
+    assert connect["heartbeat_ack_count"] > 0
+    assert connect["edge_rss_per_socket_kib"] is not None
+    assert connect["connect_rate_per_s"] > 0
 
 
 def test_growth_measures_every_figure_before_and_after_seeding(smoke: SmokeRun) -> None:
@@ -161,19 +165,16 @@ def test_growth_measures_every_figure_before_and_after_seeding(smoke: SmokeRun) 
         assert growth[f"{name}_ratio"] is not None
 
 
-def test_overload_loses_no_accepted_send_and_sheds_only_with_503(smoke: SmokeRun) -> None:
-    overload = smoke.figures("overload")
-    assert overload["sent"] > 0
-    assert (overload["lost"], overload["duplicates"], overload["other_refusals"]) == (0, 0, 0)
-    assert overload["goodput_per_s"] > 0
-
-
-def test_cpu_per_operation_is_reported_per_process(smoke: SmokeRun) -> None:
-    e2e = smoke.figures("e2e")
-    assert e2e["cpu_ms_per_op_total"] > 0
-    assert e2e["cpu_ms_per_op_load_generator"] > 0
-    for role in ("ws_edge", "messaging", "presence", "broker", "database"):
-        assert f"cpu_ms_per_op_{role}" in e2e, e2e["cpu_processes"]
+def test_cpu_per_operation_is_reported_per_process_and_step(smoke: SmokeRun) -> None:
+    for scenario in ("cost", "connect", "typing", "fanout"):
+        rows = smoke.summary["results"][scenario]["rows"]
+        assert rows, scenario
+        for row in rows:
+            # Clock ticks are 10 ms: a tiny step may round to 0, but never lack the figure.
+            assert row["cpu_ms_per_op_total"] > 0 or scenario != "cost", row
+            assert "cpu_ms_per_op_generator" in row
+            for role in ("ws_edge", "messaging", "presence", "broker", "database"):
+                assert f"cpu_ms_per_op_{role}" in row, (scenario, row)
 
 
 def test_the_abuse_run_measures_the_bystander_and_the_stuck_socket(smoke: SmokeRun) -> None:

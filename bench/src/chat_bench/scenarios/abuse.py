@@ -9,23 +9,21 @@ stuck socket are not what is measured.
 """
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import uvloop
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from chat_bench.rest import RestClient
+from chat_bench.pacing import paced
+from chat_bench.population import ConversationSpec, create_conversations
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
-from chat_bench.sockets import BenchSocket, StuckSocket, ignore_frames, socket_url
+from chat_bench.sockets import Device, Frame, SocketClosed, StuckSocket, ignore_frames, open_device
 from chat_bench.stats import latency_figures, summarize, to_ms
 from chat_bench.users import fresh_user_ids
 
@@ -43,7 +41,7 @@ EDGE_LIMITS = {
 }
 # Senders filling the stuck socket share the load; each stays far below this anyway.
 SENDERS = 20
-SEND_CONCURRENCY = 40
+SENDS_AT_ONCE = 40
 SEND_ATTEMPTS = 3
 # Once it reads again, how long the stuck socket waits to see whether the edge closes it.
 STUCK_READ_SECONDS = 5.0
@@ -81,7 +79,7 @@ def stack_env(_options: AbuseOptions) -> dict[str, str]:
     return {**EDGE_LIMITS, "SEND_RATE_PER_SECOND": "10000", "SEND_BURST": "10000"}
 
 
-async def _beat_for(bystander: BenchSocket, seconds: float, interval: float) -> list[float]:
+async def _beat_for(bystander: Device, seconds: float, interval: float) -> list[float]:
     round_trips = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -111,53 +109,35 @@ def _started() -> bool:
 
 async def _flood(edge_ws: str, user_id: str, options: AbuseOptions) -> FloodOutcome:
     outcome = FloodOutcome()
-    socket: ClientConnection = await websockets.connect(
-        socket_url(edge_ws, user_id), compression=None, proxy=None
-    )
-    typing = orjson.dumps({"event": "typing", "conversationId": "c-flood"}).decode()
-    garbage = "{not json"
+
+    def on_frame(_device: Device, frame: Frame, _at: float) -> None:
+        if frame.get("event") == "error":
+            outcome.errors_received += 1
+            outcome.rate_limited_errors += "rate limited" in str(frame.get("message"))
+        else:
+            outcome.other_frames += 1
+
+    socket = await open_device(edge_ws, user_id, on_frame)
+    typing = orjson.dumps({"event": "typing", "conversationId": "c-flood"})
+    garbage = b"{not json"
     started = time.monotonic()
-
-    async def read() -> None:
-        try:
-            async for raw in socket:
-                frame = orjson.loads(raw)
-                if frame.get("event") == "error":
-                    outcome.errors_received += 1
-                    outcome.rate_limited_errors += "rate limited" in str(frame.get("message"))
-                else:
-                    outcome.other_frames += 1
-        except ConnectionClosed:
-            # The close the flood is expected to earn (1008): read from close_rcvd below.
-            pass
-
-    reader = asyncio.create_task(read())
     # Batches every 10 ms: the benchmark's own loop stays responsive for the bystander.
     per_batch = max(1, round(options.flood_rate / 100))
     try:
-        while time.monotonic() - started < options.flood_seconds and not reader.done():
+        while time.monotonic() - started < options.flood_seconds and socket.is_open:
             for _ in range(per_batch):
-                await socket.send(typing if outcome.sent % 2 == 0 else garbage)
+                socket.send(typing if outcome.sent % 2 == 0 else garbage)
                 outcome.sent += 1
             await asyncio.sleep(0.01)
-    except ConnectionClosed:
+    except SocketClosed:
         pass
-    if reader.done() or socket.protocol.close_rcvd is not None:
-        # The edge closed it before the flood was over.
+    if not socket.is_open:
+        # The edge closed it before the flood was over (the close it is expected to earn).
         outcome.closed_after = round(time.monotonic() - started, 2)
+        outcome.close_code = socket.close_code if socket.close_code != 1006 else None
+        outcome.close_reason = socket.close_reason or None
     await socket.close()
-    await asyncio.wait([reader], timeout=10)
-    received = socket.protocol.close_rcvd
-    if received is not None and outcome.closed_after is not None:
-        outcome.close_code = received.code
-        outcome.close_reason = received.reason
     return outcome
-
-
-async def _edge_stats(ctx: Context) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=ctx.endpoints.edge, trust_env=False) as http:
-        stats: dict[str, Any] = (await http.get("/stats")).json()
-        return stats
 
 
 async def _fill_stuck_socket(
@@ -165,54 +145,44 @@ async def _fill_stuck_socket(
 ) -> None:
     messages = max(1, round(options.stuck_megabytes * 1_000_000 / options.message_chars))
     senders = fresh_user_ids(min(SENDERS, messages), ctx.rng)
-    rest = RestClient(ctx.endpoints.messaging, max_connections=SEND_CONCURRENCY)
-    try:
-        conversations = await asyncio.gather(
-            *(rest.create_conversation(s, [stuck_user]) for s in senders)
+    specs = [ConversationSpec(sender, (stuck_user,)) for sender in senders]
+    conversations = await create_conversations(ctx, specs)
+    refused: list[int] = []
+
+    async def send(index: int) -> None:
+        sender = index % len(senders)
+        content = f"{ctx.run_tag}-{index}-".ljust(options.message_chars, "x")
+        status = 0
+        # The same clientMessageId on a retry: the message is stored once.
+        for _attempt in range(SEND_ATTEMPTS):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                status, _ = await ctx.messaging.send_message(
+                    senders[sender], conversations[sender], content, f"{ctx.run_tag}-{index}"
+                )
+            if 0 < status < 500:
+                break
+        if status != 201:
+            refused.append(status)
+
+    async with StuckSocket(ctx.endpoints.edge_ws, stuck_user) as stuck:
+        await asyncio.sleep(0.5)  # admitted and bound before the first message
+        before = await ctx.edge.get_json("/stats")
+        ctx.progress.say(
+            f"sending {messages} messages of {options.message_chars} characters "
+            f"({options.stuck_megabytes:g} MB) to a socket that stopped reading"
         )
-        async with StuckSocket(ctx.endpoints.edge_ws, stuck_user) as stuck:
-            await asyncio.sleep(0.5)  # admitted and bound before the first message
-            before = await _edge_stats(ctx)
-            slots = asyncio.Semaphore(SEND_CONCURRENCY)
-            refused: list[int] = []
-
-            async def send(index: int) -> None:
-                sender = index % len(senders)
-                content = f"{ctx.run_tag}-{index}-".ljust(options.message_chars, "x")
-                status = 0
-                async with slots:
-                    # The same clientMessageId on a retry: the message is stored once.
-                    for _attempt in range(SEND_ATTEMPTS):
-                        try:
-                            response = await rest.send_message(
-                                senders[sender],
-                                conversations[sender],
-                                content,
-                                f"{ctx.run_tag}-{index}",
-                            )
-                        except httpx.TransportError:
-                            continue
-                        status = response.status_code
-                        if status < 500:
-                            break
-                if status != 201:
-                    refused.append(status)
-
-            ctx.progress.say(
-                f"sending {messages} messages of {options.message_chars} characters "
-                f"({options.stuck_megabytes:g} MB) to a socket that stopped reading"
-            )
-            await asyncio.gather(*(send(i) for i in range(messages)))
+        with ctx.cpu.window() as window:
+            await paced(messages, send, rate=None, max_in_flight=SENDS_AT_ONCE, settle_timeout=60)
             await asyncio.sleep(1.0)  # the last deliveries reach the edge
-            after = await _edge_stats(ctx)
-            bound = after.get("limits", {}).get("outboundMaxBytes", 0)
-            # It reads again: what was written before the edge gave up on it, and the close
-            # (none is expected when less than the bound was sent).
-            overflowing = messages * options.message_chars > bound
-            back = await stuck.read_until_closed(within=STUCK_READ_SECONDS if overflowing else 1)
-    finally:
-        await rest.close()
-    growth = (after["rssBytes"] - before["rssBytes"]) / MIB
+        after = await ctx.edge.get_json("/stats")
+        bound = after.get("limits", {}).get("outboundMaxBytes", 0)
+        # It reads again: what was written before the edge gave up on it, and the close
+        # (none is expected when less than the bound was sent).
+        overflowing = messages * options.message_chars > bound
+        back = await stuck.read_until_closed(within=STUCK_READ_SECONDS if overflowing else 1)
+    result.rows.append(
+        {"step": "stuck socket", "operations": messages, **window.per_operation(messages)}
+    )
     result.figures.update(
         {
             "stuck_sent_messages": messages,
@@ -221,7 +191,7 @@ async def _fill_stuck_socket(
             "stuck_outbound_bound_mib": round(bound / MIB, 2),
             "edge_rss_before_mib": round(before["rssBytes"] / MIB, 1),
             "edge_rss_after_mib": round(after["rssBytes"] / MIB, 1),
-            "edge_rss_growth_mib": round(growth, 2),
+            "edge_rss_growth_mib": round((after["rssBytes"] - before["rssBytes"]) / MIB, 2),
             "stuck_frames_read_after": back.frames,
             "stuck_closed_by_edge": back.closed,
             "stuck_close_code": back.code,
@@ -241,9 +211,8 @@ async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
             max_workers=1, mp_context=multiprocessing.get_context("spawn")
         )
         await loop.run_in_executor(flooder, _started)
-    bystander = BenchSocket(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
-    await bystander.open(open_timeout=10)
-    stats = await _edge_stats(ctx)
+    bystander = await open_device(ctx.endpoints.edge_ws, bystander_user, ignore_frames)
+    stats = await ctx.edge.get_json("/stats")
     result.figures["edge_limits"] = orjson.dumps(stats.get("limits", {})).decode()
     ctx.progress.say(f"edge limits: {stats.get('limits')}")
     try:
@@ -260,15 +229,20 @@ async def run(ctx: Context, options: AbuseOptions) -> ScenarioResult:
             f"flood: {options.flood_rate:g} frames/s for up to {options.flood_seconds:g}s"
         )
         during: list[float] = []
-        while not flooding.done():
-            during.append(await asyncio.wait_for(bystander.heartbeat(), 10))
-            await asyncio.sleep(options.beat_interval)
-        flood = await flooding
+        # The edge's work per hostile frame (the flooder's process is not metered).
+        with ctx.cpu.window() as window:
+            while not flooding.done():
+                during.append(await asyncio.wait_for(bystander.heartbeat(), 10))
+                await asyncio.sleep(options.beat_interval)
+            flood = await flooding
     finally:
         await bystander.close()
         if flooder is not None:
             flooder.shutdown(cancel_futures=True)
 
+    result.rows.append(
+        {"step": "flood", "operations": flood.sent, **window.per_operation(flood.sent)}
+    )
     result.figures.update(latency_figures("bystander_before", before))
     result.figures.update(latency_figures("bystander_during", during))
     result.figures.update(

@@ -1,14 +1,19 @@
-"""What every scenario gets: where the stack is, progress output and this run's randomness."""
+"""What every scenario gets: where the stack is, one HTTP client per service (shared by every
+step), the CPU meter, progress output and this run's randomness."""
 
 import random
 from dataclasses import dataclass, field
 
 from chat_bench.cpu import CpuMeter
 from chat_bench.progress import Progress
+from chat_bench.rest import Http
 from chat_bench.stack import Endpoints
 
+# REST requests in flight at most: past that the stack is saturated anyway.
+MESSAGING_CONNECTIONS = 128
 
-@dataclass(frozen=True)
+
+@dataclass
 class Context:
     endpoints: Endpoints
     progress: Progress
@@ -23,5 +28,16 @@ class Context:
     settle_sample: int = 3
     # Where the stack's database is: only the growth scenario's seeding writes to it.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
-    # Scenarios wrap their measured window in `cpu.window()` (chat_bench.cpu).
     cpu: CpuMeter = field(default_factory=CpuMeter)
+    messaging: Http = field(init=False)
+    presence: Http = field(init=False)
+    edge: Http = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.messaging = Http(self.endpoints.messaging, connections=MESSAGING_CONNECTIONS)
+        self.presence = Http(self.endpoints.presence, connections=8)
+        self.edge = Http(self.endpoints.edge, connections=4)
+
+    async def close(self) -> None:
+        for http in (self.messaging, self.presence, self.edge):
+            await http.close()

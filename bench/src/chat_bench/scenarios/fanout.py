@@ -6,17 +6,18 @@ import collections
 import time
 from dataclasses import asdict, dataclass, field
 
-from chat_bench.population import ConversationSpec, create_conversations
-from chat_bench.rest import RestClient, RestError
-from chat_bench.results import ScenarioResult
-from chat_bench.scenarios.context import Context
-from chat_bench.scenarios.crowd import (
+from chat_bench.population import (
+    ConversationSpec,
+    create_conversations,
     crowd_figures,
     online_users,
     record_setup_retries,
     settle,
 )
-from chat_bench.sockets import BenchSocket, Frame
+from chat_bench.rest import RestError
+from chat_bench.results import ScenarioResult
+from chat_bench.scenarios.context import Context
+from chat_bench.sockets import Device, Frame
 from chat_bench.stats import latency_figures, to_ms
 from chat_bench.users import fresh_user_ids
 
@@ -66,7 +67,7 @@ class FanoutLoad:
     echoes: int = 0
     sender: str = ""
 
-    def on_frame(self, socket: BenchSocket, frame: Frame, at: float) -> None:
+    def on_frame(self, socket: Device, frame: Frame, at: float) -> None:
         event = str(frame.get("event"))
         if event != "new_message":
             self.other_frames[event] += 1
@@ -82,13 +83,10 @@ class FanoutLoad:
             self.unexpected.append(f"{socket.user_id} is no member but got round {found.number}")
 
 
-async def create_group(ctx: Context, rest: RestClient, sender: str, members: list[str]) -> str:
+async def create_group(ctx: Context, sender: str, members: list[str]) -> str:
     try:
         (conversation_id,) = await create_conversations(
-            rest,
-            [ConversationSpec(sender, tuple(members), f"bench fan-out {ctx.run_tag}")],
-            ctx.progress,
-            concurrency=1,
+            ctx, [ConversationSpec(sender, tuple(members), f"bench fan-out {ctx.run_tag}")]
         )
     except RestError as error:
         if error.status == 422:
@@ -102,19 +100,18 @@ async def create_group(ctx: Context, rest: RestClient, sender: str, members: lis
 
 async def send_round(
     ctx: Context,
-    rest: RestClient,
     sender: str,
     conversation_id: str,
     current: Round,
     options: FanoutOptions,
 ) -> None:
     current.sent_at = time.monotonic()
-    response = await rest.send_message(
+    status, body = await ctx.messaging.send_message(
         sender, conversation_id, current.content, f"bench-{current.content}"
     )
     current.answered_at = time.monotonic()
-    if response.status_code != 201:
-        raise RestError("POST message", response.status_code, response.text)
+    if status != 201:
+        raise RestError("POST message", status, body)
     label = "warm-up round" if current.number < options.warmup else "round"
     try:
         await asyncio.wait_for(current.everyone.wait(), options.round_timeout)
@@ -136,23 +133,26 @@ async def run(ctx: Context, options: FanoutOptions) -> ScenarioResult:
     load = FanoutLoad(tag=ctx.run_tag)
     sender, *members = fresh_user_ids(options.members + 1, ctx.rng)
     load.sender = sender
-    rest = RestClient(ctx.endpoints.messaging)
     rounds: list[Round] = []
-    try:
-        # Online before the conversation exists, as a group is usually made among people
-        # already using the app: each connection then has no contacts to tell yet.
-        async with online_users(ctx, [sender, *members], load.on_frame) as online:
-            conversation_id = await create_group(ctx, rest, sender, members)
-            settle_seconds = await settle(ctx, [sender, *members])
-            member_set = frozenset(members)
-            for number in range(options.warmup + options.rounds):
-                current = Round(number, f"{ctx.run_tag}:fanout:{number}", member_set)
-                load.rounds[current.content] = current
-                rounds.append(current)
-                await send_round(ctx, rest, sender, conversation_id, current, options)
-            await asyncio.sleep(options.duplicate_window)
-    finally:
-        await rest.close()
+    # Online before the conversation exists, as a group is usually made among people
+    # already using the app: each connection then has no contacts to tell yet.
+    async with online_users(ctx, [sender, *members], load.on_frame) as online:
+        conversation_id = await create_group(ctx, sender, members)
+        settle_seconds = await settle(ctx, [sender, *members])
+        member_set = frozenset(members)
+
+        async def one_round(number: int) -> None:
+            current = Round(number, f"{ctx.run_tag}:fanout:{number}", member_set)
+            load.rounds[current.content] = current
+            rounds.append(current)
+            await send_round(ctx, sender, conversation_id, current, options)
+
+        for number in range(options.warmup):
+            await one_round(number)
+        with ctx.cpu.window() as window:
+            for number in range(options.warmup, options.warmup + options.rounds):
+                await one_round(number)
+        await asyncio.sleep(options.duplicate_window)
 
     measured = rounds[options.warmup :]
     complete = [r for r in measured if r.everyone.is_set()]
@@ -183,7 +183,11 @@ async def run(ctx: Context, options: FanoutOptions) -> ScenarioResult:
             "sender_echoes": load.echoes,
         }
     )
-    record_setup_retries(result, rest)
+    # Per member delivery: what one recipient of a group message costs each process.
+    cpu = window.per_operation(sum(len(r.arrivals) for r in measured))
+    result.rows = [{"step": f"fanout to {options.members}", "operations": len(measured), **cpu}]
+    result.figures.update(cpu)
+    record_setup_retries(result, ctx.messaging)
     if delivered != expected:
         result.problems.append(f"{expected - delivered} of {expected} member deliveries missing")
     if duplicates:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+from chat_bench.cpu import CpuMeter
 from chat_bench.results import ScenarioResult
 from chat_bench.scenarios.context import Context
 from chat_bench.stats import summarize, to_ms
@@ -128,25 +129,29 @@ class _User:
 
 
 async def _measure(
-    user: _User, long: Conversation, repeats: int, gap: int
+    user: _User, long: Conversation, repeats: int, gap: int, meter: CpuMeter
 ) -> dict[str, float | None]:
+    """Each REST figure's median latency and the servers' CPU per call (`..._cpu_ms`)."""
     cid = long.conversation_id
     rest = user.rest
     oldest = await rest.history(cid, after_seq=20, limit=1)
     near_start = oldest["items"][0]["messageId"]
-    figures: dict[str, float | None] = {
-        "chat_list_ms": await _timed(repeats, lambda: rest.conversations(limit=50)),
-        "history_newest_ms": await _timed(repeats, lambda: rest.history(cid, limit=20)),
-        "history_oldest_ms": await _timed(
-            repeats, lambda: rest.history(cid, limit=20, before=near_start)
-        ),
-        "after_seq_page_ms": await _timed(
-            repeats, lambda: rest.history(cid, after_seq=long.last_seq // 2, limit=20)
-        ),
-        "send_ms": await _timed(repeats, lambda: rest.send_message(cid, "measured")),
-    }
+    figures: dict[str, float | None] = {}
+
+    async def timed(name: str, call: Callable[[], Awaitable[object]]) -> None:
+        with meter.window() as window:
+            figures[f"{name}_ms"] = await _timed(repeats, call)
+        cpu = window.per_operation(repeats + 1).get("cpu_ms_per_op_servers")
+        figures[f"{name}_cpu_ms"] = cpu
+
+    await timed("chat_list", lambda: rest.conversations(limit=50))
+    await timed("history_newest", lambda: rest.history(cid, limit=20))
+    await timed("history_oldest", lambda: rest.history(cid, limit=20, before=near_start))
+    middle = long.last_seq // 2
+    await timed("after_seq_page", lambda: rest.history(cid, after_seq=middle, limit=20))
+    await timed("send", lambda: rest.send_message(cid, "measured"))
     seen = str((await user.peer.send_message(cid, "seen"))["messageId"])
-    figures["sync_ms"] = await _timed(repeats, lambda: rest.sync(seen))
+    await timed("sync", lambda: rest.sync(seen))
     figures["read_receipt_ms"] = await _receipt(user, cid, seen, repeats)
     figures["resume_ms"] = await _resume(user, cid, seen, gap)
     return figures
@@ -205,7 +210,7 @@ async def run(ctx: Context, options: GrowthOptions) -> ScenarioResult:
             RestClient(ctx.endpoints.messaging, peer, timeout=60) as peer_rest,
         ):
             user = _User(ctx.endpoints.edge_ws, user_id, rest, peer_rest)
-            before = await _measure(user, long, options.repeats, options.resume_gap)
+            before = await _measure(user, long, options.repeats, options.resume_gap, ctx.cpu)
             ctx.progress.say(f"at 0: {before}")
             started = time.monotonic()
             seeded = 0
@@ -217,7 +222,7 @@ async def run(ctx: Context, options: GrowthOptions) -> ScenarioResult:
                 if seeded % 20_000 < size:
                     ctx.progress.say(f"seeded {seeded} of {options.seed} messages")
             ctx.progress.say(f"seeded {seeded} messages in {time.monotonic() - started:.0f}s")
-            after = await _measure(user, long, options.repeats, options.resume_gap)
+            after = await _measure(user, long, options.repeats, options.resume_gap, ctx.cpu)
     finally:
         await mongo.close()
     for name, value in before.items():

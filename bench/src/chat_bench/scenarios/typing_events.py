@@ -16,21 +16,21 @@ from dataclasses import asdict, dataclass, field
 import orjson
 
 from chat_bench.pacing import PacedRun, paced
-from chat_bench.population import ConversationSpec, Online, create_conversations
-from chat_bench.rest import RestClient
-from chat_bench.results import ScenarioResult
-from chat_bench.scenarios.context import Context
-from chat_bench.scenarios.crowd import (
+from chat_bench.population import (
+    ConversationSpec,
+    Online,
+    create_conversations,
     crowd_figures,
     online_users,
     record_setup_retries,
     settle,
 )
-from chat_bench.sockets import BenchSocket, Frame
+from chat_bench.results import ScenarioResult
+from chat_bench.scenarios.context import Context
+from chat_bench.sockets import Device, Frame
 from chat_bench.stats import latency_figures, summarize, to_ms
 from chat_bench.users import fresh_user_ids
 
-CREATE_CONCURRENCY = 16
 # Each pair sends at most once per this many throttle intervals.
 THROTTLE_MARGIN = 2.0
 
@@ -81,7 +81,7 @@ class TypingLoad:
     awaiting: int = 0
     none_awaiting: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def on_frame(self, socket: BenchSocket, frame: Frame, at: float) -> None:
+    def on_frame(self, socket: Device, frame: Frame, at: float) -> None:
         event = str(frame.get("event"))
         if event == "error":
             self.errors.append(f"{socket.user_id}: {frame.get('message')}")
@@ -109,7 +109,7 @@ class TypingLoad:
         self.awaiting += 1
         self.none_awaiting.clear()
         self.sent[phase] += 1
-        await sockets[pair.sender].send(frame.decode())
+        sockets[pair.sender].send(frame)
 
     async def drain(self, seconds: float) -> bool:
         try:
@@ -157,39 +157,30 @@ async def run(ctx: Context, options: TypingOptions) -> ScenarioResult:
     result = ScenarioResult("typing", {**asdict(options), "ring_users": size})
     load = TypingLoad()
     user_ids = fresh_user_ids(size, ctx.rng)
-    rest = RestClient(ctx.endpoints.messaging)
-    try:
-        # Conversations first, then the users come online (as in the e2e scenario).
-        ring = [(user_ids[k], user_ids[(k + 1) % size]) for k in range(size)]
-        ids = await create_conversations(
-            rest,
-            [ConversationSpec(a, (b,)) for a, b in ring],
-            ctx.progress,
-            concurrency=CREATE_CONCURRENCY,
-        )
-        # All first members, then all second members: consecutive events come from
-        # different users, and each pair recurs every 2 * size events.
-        load.pairs = [TypingPair(a, b, c) for (a, b), c in zip(ring, ids, strict=True)] + [
-            TypingPair(b, a, c) for (a, b), c in zip(ring, ids, strict=True)
-        ]
-        async with online_users(ctx, user_ids, load.on_frame) as online:
-            settle_seconds = await settle(ctx, user_ids)
-            sent_before = 0
-            if options.warmup > 0:
-                await send_typing(ctx, load, online, "warmup", options.rate, options.warmup, 0)
-                sent_before = load.sent["warmup"]
-            with ctx.cpu.window():
-                measured = await send_typing(
-                    ctx, load, online, "measure", options.rate, options.duration, sent_before
-                )
-                drained = await load.drain(options.drain_timeout)
-            ctx.progress.say(
-                f"{'all delivered' if drained else 'drain timed out'}; "
-                f"watching {options.duplicate_window:g}s for duplicates"
+    # Conversations first, then the users come online (as in the cost scenario).
+    ring = [(user_ids[k], user_ids[(k + 1) % size]) for k in range(size)]
+    ids = await create_conversations(ctx, [ConversationSpec(a, (b,)) for a, b in ring])
+    # All first members, then all second members: consecutive events come from
+    # different users, and each pair recurs every 2 * size events.
+    load.pairs = [TypingPair(a, b, c) for (a, b), c in zip(ring, ids, strict=True)] + [
+        TypingPair(b, a, c) for (a, b), c in zip(ring, ids, strict=True)
+    ]
+    async with online_users(ctx, user_ids, load.on_frame) as online:
+        settle_seconds = await settle(ctx, user_ids)
+        sent_before = 0
+        if options.warmup > 0:
+            await send_typing(ctx, load, online, "warmup", options.rate, options.warmup, 0)
+            sent_before = load.sent["warmup"]
+        with ctx.cpu.window() as window:
+            measured = await send_typing(
+                ctx, load, online, "measure", options.rate, options.duration, sent_before
             )
-            await asyncio.sleep(options.duplicate_window)
-    finally:
-        await rest.close()
+            drained = await load.drain(options.drain_timeout)
+        ctx.progress.say(
+            f"{'all delivered' if drained else 'drain timed out'}; "
+            f"watching {options.duplicate_window:g}s for duplicates"
+        )
+        await asyncio.sleep(options.duplicate_window)
 
     sent = sum(load.sent.values())
     delivered = sum(load.delivered.values())
@@ -200,6 +191,7 @@ async def run(ctx: Context, options: TypingOptions) -> ScenarioResult:
             **crowd_figures(online, settle_seconds),
             "conversations": len(ids),
             "pairs": len(load.pairs),
+            "distinct_senders": len({pair.sender for pair in load.pairs}),
             "pair_interval_s": round(len(load.pairs) / options.rate, 3),
             "offered_rate_per_s": options.rate,
             "achieved_rate_per_s": measured.achieved_rate,
@@ -217,7 +209,11 @@ async def run(ctx: Context, options: TypingOptions) -> ScenarioResult:
             **latency_figures("latency", load.latencies.get("measure", [])),
         }
     )
-    record_setup_retries(result, rest)
+    measured_count = len(load.latencies.get("measure", []))
+    cpu = window.per_operation(measured_count)
+    result.rows = [{"step": f"typing {options.rate:g}/s", "operations": measured_count, **cpu}]
+    result.figures.update(cpu)
+    record_setup_retries(result, ctx.messaging)
     if sent != delivered:
         result.problems.append(f"{sent - delivered} of {sent} typing events never arrived")
     if load.unexpected:
