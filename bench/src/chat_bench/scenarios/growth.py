@@ -86,8 +86,9 @@ async def _seed_conversation(
             _message(cid, seq, participants[seq % len(participants)], count - seq + 3600)
             for seq in range(start, min(start + _BATCH, count + 1))
         ]
-        await db.timeline.insert_many([m.timeline_document() for m in batch], ordered=False)
-        await db.messages.insert_many([m.to_document() for m in batch], ordered=False)
+        # Positions and by-id documents share the store's one collection (store version 3).
+        documents = [doc for m in batch for doc in (m.timeline_document(), m.to_document())]
+        await db.timeline.insert_many(documents, ordered=False)
         last = batch[-1]
     conversation = Conversation(
         cid,
