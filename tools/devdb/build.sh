@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds devdb (FerretDB v1.24.2 on SQLite) to the path in $1, with one line of FerretDB fixed.
+# Builds devdb (FerretDB v1.24.2 on SQLite) to the path in $1, with five fixes to FerretDB.
 #
 # FerretDB v1.24.2 indexes `_id` on the SQLite expression  _ferretdb_sjson->"_id"  but looks
 # documents up with  _ferretdb_sjson->'$._id'. Equivalent, but not the same expression, so
@@ -44,6 +44,10 @@ sed -i 's/if params.Filter.Len() == 1 {/if params.Filter.Has("_id") {/' "$collec
 # messages, or the chat list's 50 conversations, took one command per document. Query and
 # Explain now push an `$in` of strings or ObjectIDs down as `_id IN (?, ...)` (the same index);
 # the callers' FilterIterator still applies the full filter.
+# Fourth fix, in the same file: a prefix range of `_id`s ({$gte: "o:", $lt: "o;"}, how the
+# outbox relay finds its entries among the messages) scans the table too; it is pushed down as
+# `_id >= ? AND _id < ?` (EXPLAIN QUERY PLAN: SEARCH ... USING INDEX ..._id_ (<expr>>? AND
+# <expr><?)).
 cat >"$work/ferretdb/internal/backends/sqlite/id_in_pushdown.go" <<'GO'
 package sqlite
 
@@ -139,6 +143,19 @@ if grep -q PUSHDOWN_MARK "$collection" || [ "$(grep -c 'idInClause(v.(\*types.Do
     echo "devdb build: the \$in pushdown did not apply" >&2
     exit 1
 fi
+
+# Fifth fix: an update holds its query's connection while it opens the write transaction on
+# a second one (handler/msg_update.go: Query, then UpdateAll inside InTransaction). With a
+# pool of 100 connections, 100 concurrent updates each hold one and wait for another, and
+# the server stops answering for good (seen: a benchmark creating conversations 128 at a
+# time; 300 open queries, 280 goroutines waiting in database/sql's conn). The pool is left
+# unbounded; SQLite itself still admits one writer at a time (busy_timeout queues them).
+pool="$work/ferretdb/internal/backends/sqlite/metadata/pool/opendb.go"
+if [ "$(grep -c 'db.SetMaxOpenConns(100)' "$pool")" != 1 ]; then
+    echo "devdb build: FerretDB's connection pool setup changed; the pool fix no longer applies" >&2
+    exit 1
+fi
+sed -i 's/db.SetMaxOpenConns(100)/db.SetMaxOpenConns(0)/' "$pool"
 
 cp go.mod "$work/devdb.mod"
 cp go.sum "$work/devdb.sum"

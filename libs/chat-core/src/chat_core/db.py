@@ -23,10 +23,11 @@ Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
 
-def connect(url: str) -> AsyncMongoClient[Document]:
+def connect(url: str, *, max_pool_size: int = 32) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         url,
         tz_aware=True,
+        maxPoolSize=max_pool_size,
         serverSelectionTimeoutMS=5_000,
         connectTimeoutMS=5_000,
         appname="chat",

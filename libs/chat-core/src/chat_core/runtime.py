@@ -27,7 +27,9 @@ class Runtime:
         check_schema: bool = True,
         watch_accounts: bool = True,
     ) -> "Runtime":
-        mongo = connect(settings.mongo_url.get_secret_value())
+        mongo = connect(
+            settings.mongo_url.get_secret_value(), max_pool_size=settings.mongo_max_pool_size
+        )
         db = mongo[settings.mongo_db]
         if check_schema:
             # Refuses to run on data of another store version (chat-admin migrate).

@@ -90,6 +90,17 @@ class ServiceSettings(BaseSettings):
     mongo_db: str = Field(
         default="chat", description="The database every service of one stack shares."
     )
+    mongo_max_pool_size: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description=(
+            "Database connections one process opens at most, so commands in flight at once; "
+            "more wait their turn in the process. Hot writes are batched anyway (group "
+            "commit), so a few carry the load, and a bound keeps a burst from swamping the "
+            "server."
+        ),
+    )
     broker_prefix: str = Field(
         default="chat",
         description=(
