@@ -41,6 +41,13 @@ class Tap:
                 if envelope.event == kind and getattr(envelope, "user_id", None) == user_id:
                     return envelope
 
+    async def assert_none(self, user_id: str, kind: str, within: float = 0.5) -> None:
+        try:
+            found = await self.next_matching(user_id, kind, within)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected {kind}: {found}")
+
 
 @pytest.fixture
 async def tap(stack: Stack, edge: ServiceProcess) -> AsyncIterator[Tap]:
@@ -103,6 +110,25 @@ async def test_client_events_are_forwarded_with_who_sent_them(
     assert status.frame.model_dump() == {"event": "status_change", "status": "busy"}
     assert typing.frame.model_dump() == {"event": "typing", "conversation_id": "c-1"}
     assert heartbeat.connection_id == status.connection_id == typing.connection_id
+
+
+async def test_the_first_heartbeat_is_answered_but_not_forwarded(stack: Stack, tap: Tap) -> None:
+    # conn.opened already told presence the socket is live: forwarding the first heartbeat of
+    # every socket was a presence write per connect for nothing.
+    edge = stack.start(
+        "ws-edge",
+        EDGE_ID=f"edge-beat-{stack.names[1][-6:]}",
+        HEARTBEAT_FORWARD_INTERVAL_SECONDS="45",
+    )
+    try:
+        user = new_user()
+        async with WsClient.for_user(edge.ws_url, user) as client:
+            await tap.next_matching(user, "conn.opened")
+            await client.heartbeat()
+            await client.heartbeat()
+            await tap.assert_none(user, "client.heartbeat")
+    finally:
+        edge.stop()
 
 
 async def test_the_edge_announces_itself(edge: ServiceProcess, tap: Tap) -> None:

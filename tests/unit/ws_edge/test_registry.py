@@ -108,3 +108,13 @@ def test_heartbeats_are_forwarded_at_most_once_per_interval_per_socket() -> None
     assert laptop.heartbeat_due(130.0, 45.0)
     assert phone.heartbeat_due(1000.0, 0.0)
     assert phone.heartbeat_due(1000.0, 0.0)
+
+
+def test_the_first_heartbeat_after_admission_is_not_forwarded() -> None:
+    # Admitted at 100 s: conn.opened told presence the socket is live then.
+    phone = connection("u1", "a")
+    phone.heartbeat_forwarded_at = 100.0
+
+    forwarded = [phone.heartbeat_due(now, 45.0) for now in (130.0, 144.9, 160.0, 190.0)]
+
+    assert forwarded == [False, False, True, False]

@@ -32,7 +32,8 @@ class Connection:
     socket: WebSocket
     outbound: OutboundLimits
     gate: FrameGate
-    # Monotonic time of the last heartbeat forwarded to presence.
+    # Monotonic time of the last sign of life presence heard of: admission (`conn.opened`
+    # stamps the connection active), then each forwarded heartbeat.
     heartbeat_forwarded_at: float = float("-inf")
     # While not None, live deliveries wait here (frame, payload): the socket is still
     # getting its presence snapshot and replay (resume.py).
@@ -48,8 +49,9 @@ class Connection:
     _room: asyncio.Event | None = field(default=None, init=False)
 
     def heartbeat_due(self, now: float, interval: float) -> bool:
-        """Whether this heartbeat goes on to presence (the client still gets its ack):
-        at most one per `interval` seconds per socket, the first always."""
+        """Whether this heartbeat goes on to presence (the client still gets its ack): at
+        most one per `interval` seconds per socket, counted from admission, since
+        `conn.opened` already told presence the socket is live."""
         if now - self.heartbeat_forwarded_at < interval:
             return False
         self.heartbeat_forwarded_at = now

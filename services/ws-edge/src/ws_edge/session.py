@@ -68,13 +68,15 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
         return
     metrics.admission("accepted")
 
+    now = time.monotonic()
     # Live deliveries are held until the snapshot and any replay are out (resume.py).
     connection = Connection(
         user_id=user_id,
         connection_id=new_id(),
         socket=socket,
         outbound=edge.outbound,
-        gate=FrameGate(edge.frame_policy, time.monotonic()),
+        gate=FrameGate(edge.frame_policy, now),
+        heartbeat_forwarded_at=now,
         held=[],
     )
     # Each socket runs in its own task, so this context belongs to this connection alone.
