@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import random
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Literal, TypeVar
@@ -111,6 +111,16 @@ TYPING_TTL_SECONDS = 5
 # Queues of ephemeral events: a message older than this is worthless, and nothing is
 # dead-lettered (an expired typing indicator or announcement is not a poison message).
 EPHEMERAL_TTL_SECONDS = {TYPING: TYPING_TTL_SECONDS, EDGES: 60}
+
+
+class PublishTimeout(TimeoutError):
+    """The broker did not take a publish (or confirm it) within the publish timeout.
+
+    A broker under a memory or disk alarm blocks its publishers instead of refusing them;
+    without a deadline every send would hang with it. Raised like a refused publish, with
+    the same uncertainty: the message may still reach the queue later (at-least-once).
+    """
+
 
 # Failures worth retrying forever (the database or broker is briefly away); anything else is
 # retried once and then dead-lettered.
@@ -382,11 +392,13 @@ class Broker:
         name: str,
         *,
         reconnect_interval: float = 1.0,
+        publish_timeout: float = 5.0,
     ) -> None:
         self.topology = topology
         self._urls = [urls] if isinstance(urls, str) else list(urls)
         self._name = name
         self._reconnect_interval = reconnect_interval
+        self._publish_timeout = publish_timeout
         self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
@@ -451,7 +463,8 @@ class Broker:
         exchange = self._events if ttl is None else self._fleeting_events
         key = keyed_by_slot(envelope, routing_key)
         with _confirm_timer("events", ttl):
-            await exchange.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
+            async with _deadline(self._publish_timeout):
+                await exchange.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
 
     async def deliver(
         self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
@@ -479,7 +492,8 @@ class Broker:
             # mandatory=False: a user with no edge bound is offline, not an error.
             publishes.append(exchange.publish(message, chunk[0], mandatory=False))
         with _confirm_timer("deliver", ttl):
-            await asyncio.gather(*publishes)
+            async with _deadline(self._publish_timeout):
+                await asyncio.gather(*publishes)
 
     async def consume(
         self,
@@ -522,7 +536,20 @@ class Broker:
     async def publish_to_queue(self, queue: str, envelope: Frame, *, ttl: float) -> None:
         """Straight to one queue (the default exchange), confirmed."""
         assert self._channel is not None, "Broker.start() first"
-        await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
+        async with _deadline(self._publish_timeout):
+            await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
+
+
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    """A publish not done within `seconds` raises PublishTimeout."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as error:
+        if isinstance(error, PublishTimeout):
+            raise
+        raise PublishTimeout(f"broker did not take the publish within {seconds:g}s") from error
 
 
 @contextlib.contextmanager

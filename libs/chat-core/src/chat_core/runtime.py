@@ -33,6 +33,7 @@ class Runtime:
             ),
             name,
             reconnect_interval=settings.broker_reconnect_interval_seconds,
+            publish_timeout=settings.broker_publish_timeout_seconds,
         )
         await broker.start()
         return cls(mongo=mongo, db=db, broker=broker)

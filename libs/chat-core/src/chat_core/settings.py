@@ -50,6 +50,10 @@ class ServiceSettings(BaseSettings):
     # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
     broker_partitions: int = Field(default=0, ge=0, le=32)
     broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A publish the broker has not taken (and, where confirmed, confirmed) within this long
+    # fails like a refused one: a broker under a memory or disk alarm blocks publishers
+    # instead of refusing them, and a send must not hang on it.
+    broker_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     # The database every service of one stack shares.
