@@ -29,7 +29,10 @@ class Runtime:
         broker = Broker(
             settings.broker_urls,
             Topology(
-                settings.broker_prefix, settings.broker_queue_type, settings.broker_partitions
+                settings.broker_prefix,
+                settings.broker_queue_type,
+                settings.broker_partitions,
+                settings.broker_delivery_shards,
             ),
             name,
             reconnect_interval=settings.broker_reconnect_interval_seconds,

@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
     # with one writer per user (docs/scaling.md). Every service of a stack needs the same N.
     broker_partitions: int = Field(default=0, ge=0, le=32)
     broker_reconnect_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Deliveries are routed by shard of the recipient (crc32 of the user id mod this), and an
+    # edge binds the shards of the users it holds: more shards, fewer deliveries an edge
+    # receives for users it does not hold; fewer, fewer binding changes (docs/scaling.md).
+    # Every service of a stack needs the same value; change BROKER_PREFIX along with it.
+    broker_delivery_shards: int = Field(default=1024, ge=1, le=1_048_576)
     # A publish the broker has not taken (and, where confirmed, confirmed) within this long
     # fails like a refused one: a broker under a memory or disk alarm blocks publishers
     # instead of refusing them, and a send must not hang on it.

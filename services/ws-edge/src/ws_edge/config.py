@@ -14,6 +14,9 @@ class EdgeSettings(ServiceSettings):
     announce_interval_seconds: float = 10.0
     # Last-active time is kept to this precision; it keeps a heartbeat storm off the database.
     heartbeat_forward_interval_seconds: float = 45.0
+    # A delivery shard stays bound this long after its last user here left, so users who come
+    # and go do not bind and unbind it each time (docs/edge.md).
+    delivery_shard_linger_seconds: float = Field(default=60.0, ge=0, le=3600)
     # A resume (`?since=`) replays at most this many messages, then says truncated.
     replay_max_messages: int = Field(default=1000, ge=1, le=100_000)
     # The presence snapshot after admission covers at most this many contacts.

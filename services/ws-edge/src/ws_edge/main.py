@@ -35,7 +35,11 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         authenticator = build_authenticator(settings)
         runtime = await Runtime.start(settings, f"ws-edge {settings.edge_id}")
-        delivery = EdgeDelivery(runtime.broker, settings.edge_id)
+        delivery = EdgeDelivery(
+            runtime.broker,
+            settings.edge_id,
+            shard_linger_seconds=settings.delivery_shard_linger_seconds,
+        )
         await delivery.start()
         edge = Edge(settings, runtime, authenticator, delivery)
         app.state.edge = edge
@@ -53,6 +57,7 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             await jobs.stop()
             # After a drain nobody is left; without one (a second signal), still ask to reconnect.
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
+            await delivery.close()
             await runtime.close()
 
     app = FastAPI(title="chat ws-edge", lifespan=lifespan)

@@ -1,8 +1,8 @@
-"""Which sockets this edge holds, per user; binds a user's delivery key while they have one."""
+"""Which sockets this edge holds, per user; holds a user's delivery shard while they have one."""
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -10,11 +10,16 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from chat_core import metrics
 from chat_core.close_codes import CloseCode
-from chat_core.events import NewMessage, ServerFrame
 from chat_core.keyed_lock import KeyedLock
 from ws_edge.flow import FrameGate, OutboundLimits
+from ws_edge.shards import ShardBindings
 
 log = structlog.get_logger(__name__)
+
+
+# A delivery held during the snapshot and replay: the frame, and a new_message's
+# conversation and seq (None otherwise).
+Held = tuple[str, str | None, int | None]
 
 
 @dataclass(eq=False, slots=True)
@@ -35,9 +40,9 @@ class Connection:
     # Monotonic time of the last sign of life presence heard of: admission (`conn.opened`
     # stamps the connection active), then each forwarded heartbeat.
     heartbeat_forwarded_at: float = float("-inf")
-    # While not None, live deliveries wait here (frame, payload): the socket is still
-    # getting its presence snapshot and replay (resume.py).
-    held: list[tuple[ServerFrame, str]] | None = None
+    # While not None, live deliveries wait here (payload, and a new_message's conversation
+    # and seq): the socket is still getting its presence snapshot and replay (resume.py).
+    held: list[Held] | None = None
     # After a resume, for a while: per conversation, the highest seq the replay sent.
     replayed: dict[str, int] | None = None
     _queue: deque[str] | None = field(default=None, init=False)
@@ -62,6 +67,10 @@ class Connection:
         return self._queued_bytes
 
     async def send(self, payload: str) -> bool:
+        """Queue a text frame; never waits on the socket (`offer`, for coroutines)."""
+        return self.offer(payload)
+
+    def offer(self, payload: str) -> bool:
         """Queue a text frame; never waits on the socket.
 
         False when the socket is closing or gone, or when this frame overflowed its buffer
@@ -92,26 +101,27 @@ class Connection:
             await self._room.wait()
         return await self.send(payload)
 
-    def repeats_replay(self, frame: ServerFrame) -> bool:
-        """A live `new_message` the resume's replay already carried. The replay sends every
-        seq of a conversation up to its highest, so any live copy at or below it is a repeat,
-        whether it arrived during the replay or after (a publish slower than the replay's
-        read of the store)."""
+    def repeats_replay(self, conversation_id: str | None, seq: int | None) -> bool:
+        """A live `new_message` (of that conversation and seq) the resume's replay already
+        carried. The replay sends every seq of a conversation up to its highest, so any live
+        copy at or below it is a repeat, whether it arrived during the replay or after (a
+        publish slower than the replay's read of the store)."""
         upto = self.replayed
         return (
             upto is not None
-            and isinstance(frame, NewMessage)
-            and frame.seq <= upto.get(frame.conversation_id, 0)
+            and conversation_id is not None
+            and seq is not None
+            and seq <= upto.get(conversation_id, 0)
         )
 
-    def hold(self, frame: ServerFrame, payload: str) -> None:
+    def hold(self, payload: str, conversation_id: str | None, seq: int | None) -> None:
         """Keep a live delivery until the snapshot and replay are out (resume.py), within
         the same frame bound as the queue."""
         assert self.held is not None
         if len(self.held) >= self.outbound.max_frames:
             self._overflow(len(self.held))
             return
-        self.held.append((frame, payload))
+        self.held.append((payload, conversation_id, seq))
 
     def _half_full(self) -> bool:
         queue = self._queue
@@ -214,16 +224,13 @@ def _abort(socket: WebSocket) -> None:
         abort()
 
 
-KeyChange = Callable[[str], Awaitable[None]]
-
-
 class ConnectionRegistry:
-    def __init__(self, bind: KeyChange, unbind: KeyChange) -> None:
+    def __init__(self, shards: ShardBindings, shard_of: Callable[[str], int]) -> None:
         self._by_user: dict[str, dict[str, Connection]] = {}
-        self._bind = bind
-        self._unbind = unbind
-        # Binding is per user and must not interleave with an unbind for the same user.
-        self._locks = KeyedLock()
+        self.shards = shards
+        self._shard_of = shard_of
+        # A user's first socket holds their shard once, however many arrive together.
+        self._first = KeyedLock()
 
     def __len__(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
@@ -241,24 +248,22 @@ class ConnectionRegistry:
         return [c for connections in self._by_user.values() for c in connections.values()]
 
     async def add(self, connection: Connection) -> None:
+        """Returns once deliveries to the user reach this edge (their shard is bound)."""
         user_id = connection.user_id
-        async with self._locks(user_id):
-            connections = self._by_user.get(user_id)
-            if connections is None:
-                await self._bind(user_id)
-                connections = self._by_user[user_id] = {}
-            connections[connection.connection_id] = connection
+        connections = self._by_user.get(user_id)
+        if connections is None:
+            async with self._first(user_id):
+                connections = self._by_user.get(user_id)
+                if connections is None:
+                    await self.shards.hold(self._shard_of(user_id))
+                    connections = self._by_user[user_id] = {}
+        connections[connection.connection_id] = connection
 
-    async def remove(self, connection: Connection) -> None:
+    def remove(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._locks(user_id):
-            connections = self._by_user.get(user_id)
-            if connections is None or connections.pop(connection.connection_id, None) is None:
-                return
-            if not connections:
-                del self._by_user[user_id]
-                try:
-                    await self._unbind(user_id)
-                except Exception:
-                    # A binding left behind only delivers to a user we drop on arrival.
-                    log.warning("unbind failed", user_id=user_id, exc_info=True)
+        connections = self._by_user.get(user_id)
+        if connections is None or connections.pop(connection.connection_id, None) is None:
+            return
+        if not connections:
+            del self._by_user[user_id]
+            self.shards.release(self._shard_of(user_id))

@@ -93,8 +93,8 @@ async def release_held(connection: Connection, replayed: dict[str, int]) -> None
         asyncio.get_running_loop().call_later(REPLAY_REPEATS_SECONDS, _forget_replay, connection)
     held = connection.held
     while held:
-        frame, payload = held.pop(0)
-        if connection.repeats_replay(frame):
+        payload, conversation_id, seq = held.pop(0)
+        if connection.repeats_replay(conversation_id, seq):
             continue
         await connection.send_paced(payload)
     # No await since the last check: nothing can slip in between.

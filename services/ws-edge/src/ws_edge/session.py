@@ -90,7 +90,7 @@ async def _admit_and_serve(edge: Edge, socket: WebSocket, path_user_id: str) -> 
         await _receive_frames(edge, connection)
     finally:
         connection.discard()
-        await edge.registry.remove(connection)
+        edge.registry.remove(connection)
         closed = ConnectionClosed(**_ref(edge, connection).model_dump(), at=utcnow())
         try:
             await edge.runtime.broker.publish_event(closed, closed.event)
