@@ -126,9 +126,16 @@ class PublishTimeout(TimeoutError):
     """
 
 
+class Requeue(Exception):
+    """The handler cannot apply its message now (a write it depends on did not land, or it
+    lost a race to another process): apply it again later. Retried like a transient
+    failure, never dead-lettered for it."""
+
+
 # Failures worth retrying forever (the database or broker is briefly away); anything else is
 # retried once and then dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    Requeue,
     AutoReconnect,
     ConnectionFailure,
     aio_pika.exceptions.AMQPConnectionError,
@@ -389,7 +396,7 @@ class Broker:
         name: str,
         *,
         reconnect_interval: float = 1.0,
-        publish_timeout: float = 5.0,
+        publish_timeout: float = 10.0,
     ) -> None:
         self.topology = topology
         self._urls = [urls] if isinstance(urls, str) else list(urls)

@@ -58,7 +58,7 @@ class ServiceSettings(BaseSettings):
     # A publish the broker has not taken (and, where confirmed, confirmed) within this long
     # fails like a refused one: a broker under a memory or disk alarm blocks publishers
     # instead of refusing them, and a send must not hang on it.
-    broker_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    broker_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # MongoDB URL (MongoDB 7, or FerretDB in development); a secret when it has credentials.
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     # The database every service of one stack shares.
