@@ -5,7 +5,7 @@ import asyncio
 from typing import cast
 
 import pytest
-from starlette.websockets import WebSocket
+from starlette.types import Send
 
 from chat_core.limits import Rate
 from ws_edge.flow import FrameGate, FramePolicy, OutboundLimits
@@ -43,7 +43,7 @@ async def settled(linger: float = 0.0) -> None:
 def connection(user_id: str, connection_id: str) -> Connection:
     # The registry never touches the socket; a placeholder keeps this a pure-logic test.
     return Connection(
-        user_id, connection_id, cast(WebSocket, object()), OUTBOUND, FrameGate(POLICY, 0.0)
+        user_id, connection_id, cast(Send, object()), OUTBOUND, FrameGate(POLICY, 0.0)
     )
 
 

@@ -7,7 +7,6 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from chat_core import asyncapi, metrics
 from chat_core.auth import build_authenticator
@@ -22,8 +21,8 @@ from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
+from ws_edge.protocol import LeanWebSocketProtocol
 from ws_edge.session import run_session
-from ws_edge.upgrade import refused_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -108,9 +107,7 @@ class EdgeApp:
         if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
-                socket = WebSocket(scope, receive, send)
-                if not await refused_before_upgrade(self.api.state.edge, socket):
-                    await run_session(self.api.state.edge, socket, user_id)
+                await run_session(self.api.state.edge, scope, receive, send, user_id)
                 return
         await self.api(scope, receive, send)
 
@@ -130,7 +127,8 @@ def main() -> None:
         args.host or settings.host,
         args.port,
         before_exit=app.drain,
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, holding less per idle socket (protocol.py).
+        ws=LeanWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ping_interval_seconds,

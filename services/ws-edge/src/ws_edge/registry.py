@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Send
 
 from chat_core import metrics
 from chat_core.close_codes import CloseCode
@@ -34,7 +34,8 @@ class Connection:
 
     user_id: str
     connection_id: str
-    socket: WebSocket
+    # The socket's ASGI `send` (uvicorn's protocol): frames and the close go straight to it.
+    asgi: Send
     outbound: OutboundLimits
     gate: FrameGate
     # Monotonic time of the last sign of life presence heard of: admission (`conn.opened`
@@ -76,7 +77,7 @@ class Connection:
         False when the socket is closing or gone, or when this frame overflowed its buffer
         (the socket is then being closed with 3008).
         """
-        if self._closing or self.socket.application_state is not WebSocketState.CONNECTED:
+        if self._closing:
             return False
         size = _size(payload)
         queue = self._queue
@@ -131,7 +132,13 @@ class Connection:
         )
 
     def _overflow(self, frames: int) -> None:
-        log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
+        log.warning(
+            "slow consumer closed",
+            queued_frames=frames,
+            queued_bytes=self._queued_bytes,
+            user_id=self.user_id,
+            connection_id=self.connection_id,
+        )
         self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:
@@ -171,11 +178,12 @@ class Connection:
                 if self._room is not None and not self._half_full():
                     self._room.set()
                     self._room = None
-                await self.socket.send_text(payload)
+                await self.asgi({"type": "websocket.send", "text": payload})
         except asyncio.CancelledError:
             raise
         except Exception:
             # The peer is gone; the session's receive loop sees the disconnect and cleans up.
+            self._closing = True
             self._drop_queue()
         finally:
             if self._task is asyncio.current_task():
@@ -184,14 +192,17 @@ class Connection:
                     self._queue = None
 
     async def _close(self, code: int, reason: str) -> None:
-        if self.socket.application_state is not WebSocketState.CONNECTED:
-            return
         try:
             async with asyncio.timeout(self.outbound.close_timeout_seconds):
-                await self.socket.close(code, reason)
+                await self.asgi({"type": "websocket.close", "code": code, "reason": reason})
         except TimeoutError:
-            log.info("peer did not take the close frame; dropping it", code=code)
-            _abort(self.socket)
+            log.info(
+                "peer did not take the close frame; dropping it",
+                code=code,
+                user_id=self.user_id,
+                connection_id=self.connection_id,
+            )
+            _abort(self.asgi)
         except Exception:
             # Already gone: nothing left to close.
             pass
@@ -211,14 +222,14 @@ def _size(payload: str) -> int:
     return len(payload) if payload.isascii() else len(payload.encode())
 
 
-def _abort(socket: WebSocket) -> None:
+def _abort(send: Send) -> None:
     """Drop a peer that reads nothing, so it cannot even take a close frame.
 
     ASGI has no message for this; under uvicorn the `send` callable is the protocol's bound
     method, and its transport is the only handle. Elsewhere the server's own ping timeout
     drops the peer instead.
     """
-    protocol = getattr(socket._send, "__self__", None)
+    protocol = getattr(send, "__self__", None)
     abort = getattr(getattr(protocol, "transport", None), "abort", None)
     if callable(abort):
         abort()

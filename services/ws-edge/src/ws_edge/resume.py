@@ -81,7 +81,7 @@ async def replay(edge: Edge, connection: Connection, since: str) -> dict[str, in
     await connection.send_paced(
         ReplayDone(truncated=truncated, next_since=cursor.encode()).to_text()
     )
-    log.info("replayed", messages=len(sent), truncated=truncated)
+    log.info("replayed", user_id=connection.user_id, messages=len(sent), truncated=truncated)
     return upto
 
 
