@@ -13,9 +13,15 @@ change shape).
 """
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# websockets logs "connection open" at info for every handshake; the edge logs its own
+# "connected" once a socket is admitted. Its warnings and errors still come through.
+_HANDSHAKE_LOG = logging.getLogger("ws_edge.handshake")
+_HANDSHAKE_LOG.setLevel(logging.WARNING)
 
 
 class _Inbox:
@@ -84,6 +90,7 @@ class _Gate:
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn.logger = _HANDSHAKE_LOG
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Gate()  # type: ignore[assignment]
 
