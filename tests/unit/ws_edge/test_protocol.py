@@ -68,3 +68,33 @@ async def test_the_gate_holds_writers_while_closed_and_lets_them_all_go() -> Non
 
     await asyncio.wait_for(asyncio.gather(*writers), 0.1)
     assert gate.is_set()
+
+
+class Transport:
+    """What the protocol writes to, recorded."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+async def test_a_frame_is_written_at_once_only_on_an_open_socket_with_room() -> None:
+    lean = protocol(LeanWebSocketProtocol)
+    assert isinstance(lean, LeanWebSocketProtocol)
+    transport = Transport()
+    lean.transport = transport  # type: ignore[assignment]
+    assert not lean.write_text_now("early"), "before the handshake nothing may be written"
+
+    lean.handshake_complete = True
+    lean.conn.state = lean.conn.state.OPEN
+    assert lean.write_text_now('{"event":"heartbeat_ack"}')
+    assert transport.written[-1].endswith(b'{"event":"heartbeat_ack"}')
+
+    lean.writable.clear()  # the transport is over its high-water mark
+    assert not lean.write_text_now("later")
+    lean.writable.set()
+    lean.close_sent = True
+    assert not lean.write_text_now("after close")
+    assert len(transport.written) == 1

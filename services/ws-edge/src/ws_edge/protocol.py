@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 
 # websockets logs "connection open" at info for every handshake; the edge logs its own
 # "connected" once a socket is admitted. Its warnings and errors still come through.
@@ -92,7 +93,26 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.conn.logger = _HANDSHAKE_LOG
         self.queue = _Inbox()  # type: ignore[assignment]
-        self.writable = _Gate()  # type: ignore[assignment]
+        self.writable: _Gate = _Gate()  # type: ignore[assignment]
+
+    def write_text_now(self, text: str) -> bool:
+        """Write a text frame at once, as `send` would, without a coroutine: what a fan-out
+        to thousands of sockets does per socket. False when it cannot go now (the transport
+        is over its high-water mark, or the socket is not open): the caller queues it."""
+        if (
+            self.writable._closed is not None
+            or self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.initial_response is not None
+        ):
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
 
     async def send(self, message: Any) -> None:
         await super().send(message)

@@ -79,10 +79,14 @@ class Connection:
         """
         if self._closing:
             return False
-        size = _size(payload)
         queue = self._queue
         if queue is None:
+            # Nothing waiting for this socket: straight to its transport when it takes it,
+            # without a writer task (a fan-out to thousands of sockets costs a task each).
+            if self._task is None and _write_now(self.asgi, payload):
+                return True
             queue = self._queue = deque()
+        size = _size(payload)
         limits = self.outbound
         if len(queue) >= limits.max_frames or self._queued_bytes + size > limits.max_bytes:
             self._overflow(len(queue))
@@ -220,6 +224,12 @@ class Connection:
 def _size(payload: str) -> int:
     # UTF-8 length; an ASCII string (most frames) is its own length, with no encoding pass.
     return len(payload) if payload.isascii() else len(payload.encode())
+
+
+def _write_now(send: Send, payload: str) -> bool:
+    """Under the edge's own uvicorn protocol (ws_edge.protocol), write the frame at once."""
+    write = getattr(getattr(send, "__self__", None), "write_text_now", None)
+    return bool(write(payload)) if write is not None else False
 
 
 def _abort(send: Send) -> None:
