@@ -4,10 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aio_pika
+import httpx
 import pytest
 from aio_pika.abc import AbstractQueue
 
 from chat_core.broker import Broker, Topology
+from chat_core.delivery_wire import DEFAULT_SHARDS, shard_of
 from chat_core.events import (
     ClientEvent,
     ConnectionClosed,
@@ -178,3 +180,57 @@ async def test_a_delivery_for_one_connection_reaches_only_that_socket(
 
             await phone.wait_event("typing", conversationId="c-1")
             await laptop.assert_nothing(lambda e: e["event"] == "typing", within=0.5)
+
+
+def users_in_shards(*shards: int) -> list[str]:
+    """A fresh user for each wanted shard (several for a repeated shard)."""
+    found: list[str] = []
+    for shard in shards:
+        while True:
+            user = new_user()
+            if shard_of(user, DEFAULT_SHARDS) == shard and user not in found:
+                found.append(user)
+                break
+    return found
+
+
+async def bound_shards(edge: ServiceProcess) -> int:
+    async with httpx.AsyncClient(base_url=edge.http_url, trust_env=False) as http:
+        stats = (await http.get("/stats")).json()
+    bound: int = stats["deliveryShardsBound"]
+    return bound
+
+
+async def test_users_of_one_shard_share_a_binding_that_lingers_after_them(
+    stack: Stack, broker: Broker
+) -> None:
+    # Binding changes are what RabbitMQ does slowest (a cluster-wide transaction each): a
+    # connect binds only a shard not bound yet, and a disconnect unbinds it only after a
+    # linger with nobody of it here.
+    edge = stack.start(
+        "ws-edge", EDGE_ID=f"edge-shards-{stack.names[1][-6:]}", DELIVERY_SHARD_LINGER_SECONDS="1"
+    )
+    try:
+        alice, bob, carol = users_in_shards(7, 7, 9)
+        async with WsClient.for_user(edge.ws_url, alice) as alice_ws:
+            await alice_ws.heartbeat()
+            async with (
+                WsClient.for_user(edge.ws_url, bob) as bob_ws,
+                WsClient.for_user(edge.ws_url, carol) as carol_ws,
+            ):
+                await asyncio.gather(bob_ws.heartbeat(), carol_ws.heartbeat())
+                assert await bound_shards(edge) == 2
+
+                # Routed by shard, handed only to the user named.
+                frame = TypingIndicator(conversation_id="c-s", user_id=carol)
+                await broker.deliver([bob], Deliver(frame=frame))
+                assert (await bob_ws.wait_event("typing"))["conversationId"] == "c-s"
+                await alice_ws.assert_nothing(lambda e: e["event"] == "typing", within=0.3)
+            # Bob and carol gone: shard 7 still has alice, shard 9 lingers.
+            assert await bound_shards(edge) == 2
+            await asyncio.sleep(1.5)
+            assert await bound_shards(edge) == 1
+        await asyncio.sleep(1.5)
+        assert await bound_shards(edge) == 0
+    finally:
+        edge.stop()

@@ -1,6 +1,7 @@
 """Who is calling: dev tokens (the phone number itself) or Firebase ID tokens."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import firebase_admin
@@ -108,11 +109,16 @@ async def admit(
     db: Database,
     token: str | None,
     claimed_user_id: str | None = None,
+    *,
+    disabled: Callable[[str], Awaitable[bool]] | None = None,
 ) -> str:
-    """The caller's user id, or the Refusal that says why not (4001, 4002, 4003)."""
+    """The caller's user id, or the Refusal that says why not (4001, 4002, 4003).
+
+    `disabled` answers whether an account is disabled (default: one `_id` lookup in `users`;
+    the edge passes one that batches the lookups of concurrent connects)."""
     user_id = await authenticator.user_id_for(token)
     if claimed_user_id is not None and normalize_user_id(claimed_user_id) != user_id:
         raise user_mismatch()
-    if await is_disabled(db, user_id):
+    if await (disabled(user_id) if disabled is not None else is_disabled(db, user_id)):
         raise account_disabled()
     return user_id

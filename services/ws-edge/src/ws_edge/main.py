@@ -79,6 +79,8 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
                 "edgeId": settings.edge_id,
                 "connections": len(edge.registry),
                 "users": edge.registry.user_count,
+                # Delivery shards bound to this edge's queue (docs/edge.md).
+                "deliveryShardsBound": edge.registry.shards.bound,
                 "rssBytes": resident_set_bytes(),
                 # What the benchmarks compare their figures with.
                 "limits": {

@@ -19,10 +19,12 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 
-# websockets logs "connection open" at info for every handshake; the edge logs its own
-# "connected" once a socket is admitted. Its warnings and errors still come through.
-_HANDSHAKE_LOG = logging.getLogger("ws_edge.handshake")
-_HANDSHAKE_LOG.setLevel(logging.WARNING)
+# uvicorn logs '"WebSocket /ws/..." [accepted]' and websockets "connection open" at info for
+# every handshake (the first made into a record, then filtered out by chat_core.logs: a
+# record per connect for nothing); the edge logs its own "connected" once a socket is
+# admitted. Warnings and errors (an exception in the app) still come through.
+_PROTOCOL_LOG = logging.getLogger("uvicorn.error.websocket")
+_PROTOCOL_LOG.setLevel(logging.WARNING)
 
 
 class _Inbox:
@@ -91,7 +93,8 @@ class _Gate:
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn.logger = _HANDSHAKE_LOG
+        self.logger = _PROTOCOL_LOG
+        self.conn.logger = _PROTOCOL_LOG
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable: _Gate = _Gate()  # type: ignore[assignment]
 

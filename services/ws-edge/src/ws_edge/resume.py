@@ -27,10 +27,11 @@ REPLAY_REPEATS_SECONDS = 60.0
 
 async def presence_snapshot(edge: Edge, connection: Connection) -> int:
     """One `user_status_change` per contact who is not offline (at most the configured cap):
-    one lookup for the contacts, then theirs by `_id` (IdLookups). Returns how many were sent."""
-    contacts = sorted(await edge.contacts.contacts_of(connection.user_id))
+    one lookup for the contacts, then theirs by `_id`, both shared with concurrent connects
+    (ws_edge.lookups). Returns how many were sent."""
+    contacts = sorted(await edge.contacts_of(connection.user_id))
     contacts = contacts[: edge.settings.snapshot_max_contacts]
-    docs = await edge.presences.many(contacts, {"effective": 1})
+    docs = await edge.presences.many(contacts)
     sent = 0
     for user_id in contacts:
         status = docs.get(user_id, {}).get("effective", "offline")

@@ -92,7 +92,13 @@ async def _open(
         # Nothing reads the handshake's headers from here on; they are a kilobyte a socket.
         scope["headers"] = []
         try:
-            user_id = await admit(edge.authenticator, edge.runtime.db, token, path_user_id)
+            user_id = await admit(
+                edge.authenticator,
+                edge.runtime.db,
+                token,
+                path_user_id,
+                disabled=edge.is_disabled,
+            )
         except Refusal as refusal:
             log.info("connection refused", code=refusal.close_code, reason=refusal.reason)
             metrics.admission(refusal.close_code)
