@@ -26,6 +26,11 @@ class StallProxy:
     def resume(self) -> None:
         self.flowing.set()
 
+    def cut(self) -> None:
+        """Drop every connection through the proxy (a broker node lost); it still accepts."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def start(self) -> None:
         self.flowing.set()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -44,6 +49,8 @@ class StallProxy:
         to_server = asyncio.create_task(self._pipe(reader, up_writer, None))
         to_client = asyncio.create_task(self._pipe(up_reader, writer, self.flowing))
         self._tasks.update((to_server, to_client))
+        for task in (to_server, to_client):
+            task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     async def _pipe(
@@ -60,6 +67,9 @@ class StallProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
+            # Both directions go together: the peer of a cut connection sees it closed.
+            with contextlib.suppress(Exception):
+                reader.feed_eof()
 
 
 @contextlib.asynccontextmanager

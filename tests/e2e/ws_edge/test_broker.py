@@ -7,6 +7,7 @@ import aio_pika
 import httpx
 import pytest
 from aio_pika.abc import AbstractQueue
+from yarl import URL
 
 from chat_core.broker import Broker, Topology
 from chat_core.delivery_wire import DEFAULT_SHARDS, shard_of
@@ -22,6 +23,7 @@ from chat_core.events import (
 )
 from tests.support.clients import WsClient
 from tests.support.stack import ServiceProcess, Stack
+from tests.support.stall_proxy import stall_proxy
 from tests.support.users import new_user
 
 
@@ -234,3 +236,40 @@ async def test_users_of_one_shard_share_a_binding_that_lingers_after_them(
         assert await bound_shards(edge) == 0
     finally:
         edge.stop()
+
+
+async def test_deliveries_flow_again_after_the_edge_loses_its_broker_connection(
+    stack: Stack, broker: Broker
+) -> None:
+    # The edge consumes its queue through aiormq directly: the consumer must come back with
+    # the restored channel, or a reconnected client would silently get nothing.
+    url = URL(stack.amqp_url)
+    async with stall_proxy(url.host or "127.0.0.1", url.port or 5672) as proxy:
+        proxied = str(url.with_host("127.0.0.1").with_port(proxy.port))
+        edge = await asyncio.to_thread(
+            stack.start,
+            "ws-edge",
+            EDGE_ID=f"edge-cut-{stack.names[1][-6:]}",
+            AMQP_URL=proxied,
+            AMQP_URLS="",
+            BROKER_RECONNECT_INTERVAL_SECONDS="0.5",
+        )
+        try:
+            user = new_user()
+            frame = TypingIndicator(conversation_id="c-cut", user_id="x")
+            async with WsClient.for_user(edge.ws_url, user) as before:
+                await before.heartbeat()
+                await broker.deliver([user], Deliver(frame=frame))
+                await before.wait_event("typing", conversationId="c-cut")
+
+                proxy.cut()
+
+                # Whatever was routed while it was away is gone: told to resume.
+                code, _reason = await before.wait_closed(timeout=15)
+                assert code == 1012
+            async with WsClient.for_user(edge.ws_url, user) as after:
+                await after.heartbeat()
+                await broker.deliver([user], Deliver(frame=frame))
+                await after.wait_event("typing", conversationId="c-cut")
+        finally:
+            await asyncio.to_thread(edge.stop)

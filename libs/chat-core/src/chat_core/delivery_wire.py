@@ -117,8 +117,12 @@ def recipients(headers: Mapping[str, Any]) -> list[str]:
 
 def decode(message: AbstractIncomingMessage) -> Routed:
     """The routing of one delivery; the body is not parsed. Raises BadDelivery."""
-    headers = message.headers or {}
-    kind = message.type
+    return decode_parts(message.body, message.headers, message.type)
+
+
+def decode_parts(body: bytes, headers: Mapping[str, Any] | None, kind: str | None) -> Routed:
+    """`decode` from the message's parts (an edge reads them off aiormq's frames)."""
+    headers = headers or {}
     users = recipients(headers)
     connection_id = _text(headers.get("conn"))
     if kind == DISCONNECT:
@@ -137,7 +141,7 @@ def decode(message: AbstractIncomingMessage) -> Routed:
     if kind != DELIVER:
         raise BadDelivery(f"unknown delivery type {kind!r}")
     try:
-        payload = message.body.decode()
+        payload = body.decode()
     except UnicodeDecodeError as error:
         raise BadDelivery("frame is not UTF-8") from error
     at = _text(headers.get("at"))

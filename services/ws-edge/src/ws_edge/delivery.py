@@ -8,12 +8,20 @@ every socket it is for, parsing and re-encoding nothing.
 import contextlib
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractQueue
+from aiormq.abc import DeliveredMessage
 
 from chat_core import metrics
 from chat_core.broker import Broker
 from chat_core.close_codes import CloseCode
-from chat_core.delivery_wire import DISCONNECT, BadDelivery, Routed, decode, shard_key, shard_of
+from chat_core.delivery_wire import (
+    DISCONNECT,
+    BadDelivery,
+    Routed,
+    decode_parts,
+    shard_key,
+    shard_of,
+)
 from ws_edge.registry import Connection, ConnectionRegistry
 from ws_edge.shards import ShardBindings
 
@@ -37,9 +45,23 @@ class EdgeDelivery:
         self._queue = await channel.declare_queue(
             self._broker.topology.edge_queue(self._edge_id), exclusive=True, auto_delete=True
         )
-        # No acks: if this process dies, the sockets the events were for die with it.
-        await self._queue.consume(self._on_message, no_ack=True)
+        await self._consume()
+        # A channel reopened (alone, or with a restored connection) lost the consumer.
+        reopened = getattr(channel, "reopen_callbacks", None)
+        if reopened is not None:
+            reopened.add(self._consume_again)
         self._broker.on_reconnect(self._queue_was_lost)
+
+    async def _consume(self) -> None:
+        """Consume straight from aiormq: aio-pika's consumer builds an IncomingMessage and a
+        second task per delivery, which measured as much as everything else the edge does
+        with it. No acks: if this process dies, the sockets the events were for die too."""
+        assert self._queue is not None
+        channel = await self._queue.channel.get_underlay_channel()
+        await channel.basic_consume(self._queue.name, self._on_delivered, no_ack=True)
+
+    async def _consume_again(self, *_: object) -> None:
+        await self._consume()
 
     async def close(self) -> None:
         await self.registry.shards.close()
@@ -75,9 +97,10 @@ class EdgeDelivery:
         assert self._queue is not None
         await self._queue.unbind(self._broker.deliver_exchange, shard_key(shard))
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_delivered(self, message: DeliveredMessage) -> None:
+        properties = message.header.properties
         try:
-            routed = decode(message)
+            routed = decode_parts(message.body, properties.headers, properties.message_type)
         except BadDelivery as error:
             log.error("undecodable delivery dropped", error=str(error), body=message.body[:256])
             return
