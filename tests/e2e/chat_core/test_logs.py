@@ -4,6 +4,7 @@ follow a message from the REST call to the edge that delivers it, and never a to
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -24,18 +25,18 @@ def log_lines(log_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
-async def test_request_id_follows_a_message_to_the_delivering_edge(
-    stack: Stack, messaging: ServiceProcess
-) -> None:
+@pytest.fixture(scope="module")
+def debug_edge(stack: Stack) -> Iterator[ServiceProcess]:
     # The edge's line per delivery is at debug: at info it cost more than the delivery.
     edge = stack.start("ws-edge", EDGE_ID=f"edge-debug-{stack.names[1][-6:]}", LOG_LEVEL="DEBUG")
-    try:
-        await _follow_a_request(edge, messaging)
-    finally:
-        edge.stop()
+    yield edge
+    edge.stop()
 
 
-async def _follow_a_request(edge: ServiceProcess, messaging: ServiceProcess) -> None:
+async def test_request_id_follows_a_message_to_the_delivering_edge(
+    debug_edge: ServiceProcess, messaging: ServiceProcess
+) -> None:
+    edge = debug_edge
     alice, bob = new_user(), new_user()
     request_id = f"req-{uuid.uuid4().hex}"
     async with AsyncExitStack() as stack:
