@@ -4,6 +4,7 @@ follow a message from the REST call to the edge that delivers it, and never a to
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -24,9 +25,18 @@ def log_lines(log_dir: Path) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.fixture(scope="module")
+def debug_edge(stack: Stack) -> Iterator[ServiceProcess]:
+    # The edge's line per delivery is at debug: at info it cost more than the delivery.
+    edge = stack.start("ws-edge", EDGE_ID=f"edge-debug-{stack.names[1][-6:]}", LOG_LEVEL="DEBUG")
+    yield edge
+    edge.stop()
+
+
 async def test_request_id_follows_a_message_to_the_delivering_edge(
-    edge: ServiceProcess, messaging: ServiceProcess
+    debug_edge: ServiceProcess, messaging: ServiceProcess
 ) -> None:
+    edge = debug_edge
     alice, bob = new_user(), new_user()
     request_id = f"req-{uuid.uuid4().hex}"
     async with AsyncExitStack() as stack:
@@ -64,6 +74,25 @@ async def test_request_id_follows_a_message_to_the_delivering_edge(
             if any(line["message_id"] == message_id for line in delivered()):
                 break
             await asyncio.sleep(0.05)
+
+
+async def test_at_info_the_edge_writes_no_line_per_delivery(
+    edge: ServiceProcess, messaging: ServiceProcess
+) -> None:
+    alice, bob = new_user(), new_user()
+    async with WsClient.for_user(edge.ws_url, bob) as bob_ws:
+        await bob_ws.heartbeat()
+        async with rest_client(messaging.http_url, alice) as rest:
+            created = await rest.post("/conversations", json={"participantIds": [bob]})
+            for number in range(3):
+                sent = await rest.post(
+                    f"/conversations/{created.json()['id']}/messages",
+                    json={"content": f"quiet {number}", "messageType": "text"},
+                )
+                await bob_ws.wait_event("new_message", messageId=sent.json()["messageId"])
+        await asyncio.sleep(0.2)
+    lines = [json.loads(line) for line in edge.log_text().splitlines()]
+    assert not [line for line in lines if line.get("event") == "delivered"]
 
 
 async def test_every_line_is_json_and_no_token_is_logged(

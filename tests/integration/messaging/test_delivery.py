@@ -18,6 +18,7 @@ from chat_core.broker import (
 )
 from chat_core.clock import utcnow
 from chat_core.db import Database
+from chat_core.delivery_wire import decode_envelope
 from chat_core.events import (
     ClientEvent,
     ClientMessageRead,
@@ -28,7 +29,6 @@ from chat_core.events import (
     MessageReadReceipt,
     NewMessage,
     TypingIndicator,
-    outbound_event_adapter,
 )
 from chat_core.ids import message_id_for, new_id
 from chat_core.limits import KeyedLimiter, Rate
@@ -74,7 +74,7 @@ class Deliveries:
         await queue.consume(self._on_message, no_ack=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        envelope = outbound_event_adapter.validate_json(message.body)
+        envelope = decode_envelope(message)
         assert isinstance(envelope, Deliver)
         expiration = message.expiration
         assert expiration is None or isinstance(expiration, int | float)

@@ -17,6 +17,7 @@ from chat_core.broker import PRESENCE, Broker, recipients, user_key
 from chat_core.clock import to_milliseconds, utcnow
 from chat_core.contacts import ConversationIndex
 from chat_core.db import Database
+from chat_core.delivery_wire import decode_envelope
 from chat_core.events import (
     STATUSES,
     ClientEvent,
@@ -33,7 +34,6 @@ from chat_core.events import (
     Status,
     UserStatusChange,
     inbound_event_adapter,
-    outbound_event_adapter,
 )
 from presence.consumer import presence_handler
 from presence.contacts import ContactBook
@@ -80,7 +80,7 @@ class Deliveries:
         return deliveries
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        envelope = outbound_event_adapter.validate_json(message.body)
+        envelope = decode_envelope(message)
         assert isinstance(envelope, Deliver)
         # One copy names every recipient; an edge hands it to those it holds, as here.
         for user_id in recipients(message):
@@ -429,5 +429,6 @@ async def test_pending_broadcast_is_sent_by_the_sweep(presence: Running, broker:
     assert await presence.tracker.sweep() == 1
 
     await deliveries.status_seen_by(bob, alice, "offline")
-    assert (await presence.presences.load(alice)).pending is None
+    # The `announced` mark is written behind the broadcast: stored within one write.
+    await presence.stored(alice, lambda p: p.pending is None, timeout=2)
     assert await presence.tracker.sweep() == 0

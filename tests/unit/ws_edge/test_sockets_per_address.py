@@ -1,6 +1,6 @@
 """The per-address open-socket count behind the edge's 429 before the upgrade."""
 
-from ws_edge.upgrade import SocketsPerAddress
+from ws_edge.open_sockets import SocketsPerAddress
 
 
 def test_an_address_gets_its_cap_and_no_more_and_others_are_apart() -> None:

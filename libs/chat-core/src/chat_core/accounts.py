@@ -11,6 +11,7 @@ database command for a user seen within that lifetime, one `_id` lookup otherwis
 """
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from time import monotonic
 
 from chat_core import users
@@ -29,13 +30,16 @@ class Accounts:
         # Bumped by every change announced: a read that started before one is not kept.
         self._changes = 0
 
-    async def is_disabled(self, user_id: str) -> bool:
+    async def is_disabled(
+        self, user_id: str, fetch: Callable[[str], Awaitable[bool]] | None = None
+    ) -> bool:
+        """The cached flag, or on a miss the stored one (`fetch`, default one `_id` lookup)."""
         cached = self._flags.get(user_id)
         if cached is not None and monotonic() - cached[1] < self._ttl:
             return cached[0]
         changes = self._changes
         read_at = monotonic()
-        disabled = await users.is_disabled(self._db, user_id)
+        disabled = await (fetch(user_id) if fetch else users.is_disabled(self._db, user_id))
         if changes == self._changes and self._ttl > 0:
             self._flags[user_id] = (disabled, read_at)
             self._flags.move_to_end(user_id)

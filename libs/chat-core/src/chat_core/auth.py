@@ -1,6 +1,7 @@
 """Who is calling: dev tokens (the phone number itself) or Firebase ID tokens."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import firebase_admin
@@ -110,11 +111,17 @@ async def admit(
     accounts: Accounts,
     token: str | None,
     claimed_user_id: str | None = None,
+    *,
+    fetch_disabled: Callable[[str], Awaitable[bool]] | None = None,
 ) -> str:
-    """The caller's user id, or the Refusal that says why not (4001, 4002, 4003)."""
+    """The caller's user id, or the Refusal that says why not (4001, 4002, 4003).
+
+    The disabled flag comes from the process's account cache (chat_core.accounts), read on a
+    miss with `fetch_disabled` (default: one `_id` lookup in `users`; the edge passes one that
+    batches the lookups of concurrent connects)."""
     user_id = await authenticator.user_id_for(token)
     if claimed_user_id is not None and normalize_user_id(claimed_user_id) != user_id:
         raise user_mismatch()
-    if await accounts.is_disabled(user_id):
+    if await accounts.is_disabled(user_id, fetch_disabled):
         raise account_disabled()
     return user_id

@@ -1,8 +1,9 @@
 """RabbitMQ topology, confirmed publishing and at-least-once consuming (aio-pika).
 
 events exchange (topic)   edge -> workers, keyed by envelope `event` (client.typing, conn.opened...)
-deliver exchange (direct) workers -> edges, keyed `user.<id>`; each edge binds its users' keys;
-                          one publish names every recipient (CC), each edge gets one copy
+deliver exchange (direct) workers -> edges, keyed by delivery shard `d.<n>` of the user; each
+                          edge binds the shards of the users it holds; one publish names its
+                          recipients (headers) and their shards (CC), each edge gets one copy
 dead-letter exchange      poison messages, one dead queue per consuming service
 
 Partitions (Topology.partitions > 0): the presence and messaging queues become N queues with a
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import random
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Literal, TypeVar
@@ -44,7 +45,8 @@ from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, OperationFailure
 from yarl import URL
 
-from chat_core import metrics
+from chat_core import delivery_wire, metrics
+from chat_core.delivery_wire import DEFAULT_SHARDS, shard_key, shard_of
 from chat_core.events import (
     AccountChanged,
     ClientEvent,
@@ -56,6 +58,8 @@ from chat_core.events import (
     ConnectionClosed,
     ConnectionOpened,
     ConversationCreated,
+    Deliver,
+    Disconnect,
     EdgeAlive,
     Frame,
     SenderRead,
@@ -123,9 +127,26 @@ TYPING_TTL_SECONDS = 5
 # dead-lettered (an expired typing indicator or announcement is not a poison message).
 EPHEMERAL_TTL_SECONDS = {TYPING: TYPING_TTL_SECONDS, EDGES: 60}
 
+
+class PublishTimeout(TimeoutError):
+    """The broker did not take a publish (or confirm it) within the publish timeout.
+
+    A broker under a memory or disk alarm blocks its publishers instead of refusing them;
+    without a deadline every send would hang with it. Raised like a refused publish, with
+    the same uncertainty: the message may still reach the queue later (at-least-once).
+    """
+
+
+class Requeue(Exception):
+    """The handler cannot apply its message now (a write it depends on did not land, or it
+    lost a race to another process): apply it again later. Retried like a transient
+    failure, never dead-lettered for it."""
+
+
 # Failures worth retrying forever (the database or broker is briefly away); anything else is
 # retried once and then dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    Requeue,
     AutoReconnect,
     ConnectionFailure,
     aio_pika.exceptions.AMQPConnectionError,
@@ -164,6 +185,10 @@ class Topology:
     prefix: str
     queue_type: QueueType = "classic"
     partitions: int = 0
+    delivery_shards: int = DEFAULT_SHARDS
+
+    def delivery_key(self, user_id: str) -> str:
+        return user_key(user_id, self.delivery_shards)
 
     def partitioned(self, consumer: str) -> bool:
         return self.partitions > 0 and consumer in PARTITIONED
@@ -202,30 +227,19 @@ class Topology:
         return f"{self.prefix}.edge.{edge_id}"
 
 
-_USER_PREFIX = "user."
+def user_key(user_id: str, shards: int = DEFAULT_SHARDS) -> str:
+    """The routing key a user's deliveries travel under: their delivery shard's."""
+    return shard_key(shard_of(user_id, shards))
 
 
-def user_key(user_id: str) -> str:
-    return f"{_USER_PREFIX}{user_id}"
-
-
-# Recipients named in one publish. The CC header travels in one AMQP frame (128 KiB by
-# default); 500 keys of a phone-number id take about 10 KiB.
+# Recipients named in one publish. The headers travel in one AMQP frame (128 KiB by
+# default); 500 phone-number ids and their shard keys take about 12 KiB.
 _RECIPIENTS_PER_PUBLISH = 500
 
 
 def recipients(message: AbstractIncomingMessage) -> list[str]:
-    """The user ids a delivery names: its routing key and its CC keys (`Broker.deliver`)."""
-    keys: list[Any] = [message.routing_key or ""]
-    cc = (message.headers or {}).get("CC")
-    if isinstance(cc, list | tuple):
-        keys.extend(cc)
-    users = []
-    for key in keys:
-        text = key.decode() if isinstance(key, bytes) else key
-        if isinstance(text, str) and text.startswith(_USER_PREFIX):
-            users.append(text[len(_USER_PREFIX) :])
-    return users
+    """The user ids a delivery names (`Broker.deliver`)."""
+    return delivery_wire.recipients(message.headers or {})
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
@@ -396,11 +410,13 @@ class Broker:
         name: str,
         *,
         reconnect_interval: float = 1.0,
+        publish_timeout: float = 10.0,
     ) -> None:
         self.topology = topology
         self._urls = [urls] if isinstance(urls, str) else list(urls)
         self._name = name
         self._reconnect_interval = reconnect_interval
+        self._publish_timeout = publish_timeout
         self._connection: FailoverConnection | None = None
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
@@ -465,35 +481,41 @@ class Broker:
         exchange = self._events if ttl is None else self._fleeting_events
         key = keyed_by_slot(envelope, routing_key)
         with _confirm_timer("events", ttl):
-            await exchange.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
+            async with _deadline(self._publish_timeout):
+                await exchange.publish(_message(envelope.to_json(), ttl), key, mandatory=False)
 
     async def deliver(
-        self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
+        self, user_ids: Iterable[str], envelope: Deliver | Disconnect, *, ttl: float | None = None
     ) -> None:
         """Deliver one envelope to every device of each user; returns once confirmed (if it
         has no `ttl`: what expires is published unconfirmed, as in `publish_event`).
 
-        One publish names all the users: the first by its routing key, the others in the CC
-        header (RabbitMQ's sender-selected distribution). RabbitMQ routes it to every queue
-        bound to any of the keys, once per queue, so each edge receiving it gets one copy and
-        hands it to those of the users it holds (`recipients`). A group's message costs one
-        publish and one confirm, not one per member.
+        The body is the frame as the client receives it, encoded here once; routing rides in
+        headers (chat_core.delivery_wire). One publish names up to 500 users in its `users`
+        header and is routed by their delivery shards: the first shard's key, the others in
+        the CC header (RabbitMQ's sender-selected distribution). RabbitMQ puts one copy in
+        each queue bound to any of them, so each edge holding any of the users gets one copy
+        and hands it to those it holds. A group's message costs one publish and one confirm
+        per 500 members, not one per member.
         """
-        body = envelope.to_json()
+        body, headers, kind = delivery_wire.encode(envelope)
         exchange = self.deliver_exchange if ttl is None else self._fleeting_deliver
         assert exchange is not None
-        keys = [user_key(user_id) for user_id in dict.fromkeys(user_ids)]
+        users = list(dict.fromkeys(user_ids))
+        shards = self.topology.delivery_shards
         publishes = []
-        for start in range(0, len(keys), _RECIPIENTS_PER_PUBLISH):
-            chunk = keys[start : start + _RECIPIENTS_PER_PUBLISH]
-            message = _message(body, ttl)
-            if len(chunk) > 1:
-                cc: list[FieldValue] = list(chunk[1:])
-                message.headers = {"CC": cc}
-            # mandatory=False: a user with no edge bound is offline, not an error.
-            publishes.append(exchange.publish(message, chunk[0], mandatory=False))
+        for start in range(0, len(users), _RECIPIENTS_PER_PUBLISH):
+            chunk = users[start : start + _RECIPIENTS_PER_PUBLISH]
+            keys = list(dict.fromkeys(shard_key(shard_of(user, shards)) for user in chunk))
+            named: dict[str, FieldValue] = {**headers, "users": list[FieldValue](chunk)}
+            if len(keys) > 1:
+                named["CC"] = list[FieldValue](keys[1:])
+            message = _message(body, ttl, headers=named, kind=kind)
+            # mandatory=False: a shard no edge has bound has nobody online, not an error.
+            publishes.append(exchange.publish(message, keys[0], mandatory=False))
         with _confirm_timer("deliver", ttl):
-            await asyncio.gather(*publishes)
+            async with _deadline(self._publish_timeout):
+                await asyncio.gather(*publishes)
 
     async def consume(
         self,
@@ -552,7 +574,20 @@ class Broker:
     async def publish_to_queue(self, queue: str, envelope: Frame, *, ttl: float) -> None:
         """Straight to one queue (the default exchange), confirmed."""
         assert self._channel is not None, "Broker.start() first"
-        await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
+        async with _deadline(self._publish_timeout):
+            await self._channel.default_exchange.publish(_message(envelope.to_json(), ttl), queue)
+
+
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    """A publish not done within `seconds` raises PublishTimeout."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as error:
+        if isinstance(error, PublishTimeout):
+            raise
+        raise PublishTimeout(f"broker did not take the publish within {seconds:g}s") from error
 
 
 @contextlib.contextmanager
@@ -570,12 +605,20 @@ def _confirm_timer(exchange: str, ttl: float | None) -> Iterator[None]:
     metrics.PUBLISH_CONFIRM.labels(exchange).observe(perf_counter() - started)
 
 
-def _message(body: bytes, ttl: float | None) -> aio_pika.Message:
+def _message(
+    body: bytes,
+    ttl: float | None,
+    *,
+    headers: dict[str, FieldValue] | None = None,
+    kind: str | None = None,
+) -> aio_pika.Message:
     return aio_pika.Message(
         body,
+        headers=headers,
         content_type="application/json",
         delivery_mode=DeliveryMode.NOT_PERSISTENT if ttl else DeliveryMode.PERSISTENT,
         expiration=ttl,
+        type=kind,
     )
 
 

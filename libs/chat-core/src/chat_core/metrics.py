@@ -83,6 +83,21 @@ OUTBOX_OLDEST_AGE = Gauge(
     "chat_outbox_oldest_age_seconds", "Age of the oldest outbox entry (0 when empty)"
 )
 
+# --- presence ---------------------------------------------------------------------------
+
+PRESENCE_WRITE = Histogram(
+    "chat_presence_write_seconds",
+    "One write-behind of held presence (a bulk write of every user changed meanwhile): the "
+    "lag of the stored copy behind memory is at most two of these",
+    buckets=LATENCY_BUCKETS,
+)
+PRESENCE_WRITE_USERS = Histogram(
+    "chat_presence_write_users",
+    "Users in one write-behind",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+PRESENCE_HELD = Gauge("chat_presence_held_users", "Users whose presence this process holds")
+
 # --- every HTTP service -----------------------------------------------------------------
 
 HTTP_REQUESTS = Counter(

@@ -38,10 +38,14 @@ class Runtime:
         broker = Broker(
             settings.broker_urls,
             Topology(
-                settings.broker_prefix, settings.broker_queue_type, settings.broker_partitions
+                settings.broker_prefix,
+                settings.broker_queue_type,
+                settings.broker_partitions,
+                settings.broker_delivery_shards,
             ),
             name,
             reconnect_interval=settings.broker_reconnect_interval_seconds,
+            publish_timeout=settings.broker_publish_timeout_seconds,
         )
         await broker.start()
         accounts = Accounts(db, settings.account_cache_seconds)

@@ -114,6 +114,28 @@ class ServiceSettings(BaseSettings):
         le=10_000,
         description="Unacknowledged messages each consumer holds at once.",
     )
+    broker_delivery_shards: int = Field(
+        default=1024,
+        ge=1,
+        le=1_048_576,
+        description=(
+            "Deliveries are routed by shard of the recipient (crc32 of the user id mod this), "
+            "and an edge binds the shards of the users it holds: more shards, fewer deliveries "
+            "an edge receives for users it does not hold; fewer, fewer binding changes "
+            "(docs/scaling.md). Every service of a stack needs the same value; change "
+            "BROKER_PREFIX along with it."
+        ),
+    )
+    broker_publish_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "A publish the broker has not taken (and, where confirmed, confirmed) within this "
+            "long fails like a refused one: a broker under a memory or disk alarm blocks "
+            "publishers instead of refusing them, and a send must not hang on it."
+        ),
+    )
 
     auth_mode: AuthMode = Field(
         default=AuthMode.DEV,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from chat_core.clock import utcnow
-from chat_core.events import Deliver, ErrorFrame, Frame, NewMessage, ServerFrame
+from chat_core.events import Deliver, ErrorFrame, NewMessage, ServerFrame
 from chat_core.request_context import current_request_id
 
 
@@ -14,7 +14,7 @@ class Deliverer(Protocol):
     """`chat_core.broker.Broker` in the services; returns once the broker confirmed."""
 
     async def deliver(
-        self, user_ids: Iterable[str], envelope: Frame, *, ttl: float | None = None
+        self, user_ids: Iterable[str], envelope: Deliver, *, ttl: float | None = None
     ) -> None: ...
 
 

@@ -42,10 +42,24 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         app.state.presence = service
         handler = presence_handler(service.tracker, service.contacts)
         broker = runtime.broker
+        store = service.tracker.store
+
+        def ownership_may_have_moved(*_: object) -> None:
+            # A partition's single active consumer may be another process now: what this one
+            # holds in memory may be behind what that one stored.
+            store.forget()
+
         for queue in (PRESENCE, EDGES):
-            await broker.consume(
+            consumed = await broker.consume(
                 queue, inbound_event_adapter, handler, prefetch=settings.broker_prefetch
             )
+            if queue == PRESENCE:
+                consumed.channel.close_callbacks.add(ownership_may_have_moved)
+
+        async def reconnected() -> None:
+            ownership_may_have_moved()
+
+        broker.on_reconnect(reconnected)
         await broker.consume_broadcasts(PRESENCE, inbound_event_adapter, handler)
         service.consuming = True
         jobs = BackgroundJobs()
@@ -61,6 +75,9 @@ def create_app(settings: PresenceSettings) -> FastAPI:
         finally:
             await jobs.stop()
             service.consuming = False
+            # What is unwritten belongs to unacknowledged events: redelivered either way,
+            # but a clean stop leaves the stored copy current.
+            await store.flushed()
             # Unacked events go back to the queue and are applied again, idempotently.
             await runtime.close()
 

@@ -1,12 +1,13 @@
-"""The `presence` collection: one document per user (`_id` = user id), written optimistically.
+"""The `presence` collection: one document per user (`_id` = user id).
 
-Every write is conditional on `_id` and the revision it was computed from, so two presence
-instances cannot overwrite each other on MongoDB; the loser reloads and recomputes. FerretDB's
-conditional writes are read-then-write, so there one instance is the supported setup
-(chat_core.db.DocumentWrites keeps every write an `_id` lookup on both).
+The document shape, and single-document access by `_id`. The presence consumer reads and
+writes through presence.store (held in memory, written behind in batches, each write
+conditional on the revision it was computed from); what is here serves the tools and tests
+that look at one stored document. FerretDB's conditional writes are read-then-write, so
+there one instance per user (partitions) is the supported setup (chat_core.db.DocumentWrites
+keeps every write an `_id` lookup on both).
 """
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from chat_core.db import Database, Document, DocumentWrites
+from chat_core.db import Database, Document, DocumentWrites, IdLookups
 from chat_core.events import Status
 from presence.state import Link, Presence
 
@@ -74,15 +75,21 @@ def _at_rev(rev: int) -> Callable[[Document], bool]:
 
 class PresenceRepository:
     def __init__(self, db: Database) -> None:
+        self.db = db
         self._docs = db.presence
         self._writes = DocumentWrites(db.presence)
+        self._lookups = IdLookups(db.presence)
 
     async def load(self, user_id: str) -> Presence:
+        """One `_id` lookup."""
         return from_document(user_id, await self._docs.find_one({"_id": user_id}))
 
     async def load_many(self, user_ids: Iterable[str]) -> list[Presence]:
-        # One `_id` lookup each: FerretDB pushes down `_id` equality, not `$in`.
-        return list(await asyncio.gather(*(self.load(user_id) for user_id in user_ids)))
+        """In the order asked: one `$in` on `_id` where the server pushes it down, else one
+        `_id` lookup each (IdLookups)."""
+        wanted = list(user_ids)
+        docs = await self._lookups.many(wanted)
+        return [from_document(user_id, docs.get(user_id)) for user_id in wanted]
 
     async def save(self, before: Presence, after: Presence, now: datetime) -> Presence | None:
         """Store `after` if the document is still at `before`'s revision; None if it moved."""
@@ -117,7 +124,8 @@ class PresenceRepository:
         )
 
     async def watched(self) -> list[Presence]:
-        """Users the sweep must look at: online, or with contacts not yet told."""
+        """Users the sweep must look at: online, or with contacts not yet told. A scan of the
+        collection (the `online` index on MongoDB)."""
         cursor = self._docs.find(
             {"$or": [{"online": True}, {"pending": True}]}, {"closed": 0, "statusAt": 0}
         )

@@ -31,14 +31,14 @@ async def presence_batch(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
             f"at most {service.settings.batch_limit} user ids per request",
         )
-    items = await visible_presence(viewer, wanted, service.contacts, service.presences)
+    items = await visible_presence(viewer, wanted, service.contacts, service.tracker.store)
     return PresenceList(items=items)
 
 
 @router.get("/{user_id}", response_model=PresenceView, responses=NOT_FOUND)
 async def presence_of(user_id: str, viewer: ViewerDep, service: ServiceDep) -> PresenceView:
     found = await visible_presence(
-        viewer, [normalize_user_id(user_id)], service.contacts, service.presences
+        viewer, [normalize_user_id(user_id)], service.contacts, service.tracker.store
     )
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, _NOT_FOUND)

@@ -1,13 +1,19 @@
 """What a viewer may see of someone's presence over HTTP."""
 
+from collections.abc import Iterable
+from typing import Protocol
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from chat_core.clock import isoformat
 from chat_core.events import Status
 from presence.contacts import ContactBook
-from presence.repository import PresenceRepository
 from presence.state import Presence
+
+
+class PresenceReader(Protocol):
+    async def read_many(self, user_ids: Iterable[str]) -> list[Presence]: ...
 
 
 class PresenceView(BaseModel):
@@ -39,9 +45,10 @@ def view_of(presence: Presence, viewer: str) -> PresenceView:
 
 
 async def visible_presence(
-    viewer: str, user_ids: list[str], contacts: ContactBook, presences: PresenceRepository
+    viewer: str, user_ids: list[str], contacts: ContactBook, presences: PresenceReader
 ) -> list[PresenceView]:
-    """The presence of those of `user_ids` the viewer may see (self, contacts), in order."""
+    """The presence of those of `user_ids` the viewer may see (self, contacts), in order:
+    what this process holds from memory, the others as stored (presence.store)."""
     allowed = await contacts.visible_to(viewer, user_ids)
     shown = [user_id for user_id in dict.fromkeys(user_ids) if user_id in allowed]
-    return [view_of(presence, viewer) for presence in await presences.load_many(shown)]
+    return [view_of(presence, viewer) for presence in await presences.read_many(shown)]

@@ -136,3 +136,12 @@ class EdgeSettings(ServiceSettings):
         gt=0,
         description="How long a close may wait on a peer that does not read before it is dropped.",
     )
+    delivery_shard_linger_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A delivery shard stays bound this long after its last user here left, so users "
+            "who come and go do not bind and unbind it each time (docs/edge.md)."
+        ),
+    )

@@ -10,8 +10,6 @@ from chat_core.auth import Authenticator
 from chat_core.client_address import ClientAddresses
 from chat_core.clock import utcnow
 from chat_core.close_codes import CloseCode
-from chat_core.contacts import ConversationIndex
-from chat_core.db import IdLookups
 from chat_core.events import EdgeAlive
 from chat_core.limits import KeyedLimiter, Rate
 from chat_core.origins import OriginPolicy
@@ -21,6 +19,8 @@ from chat_core.store.messages import Messages
 from ws_edge.config import EdgeSettings
 from ws_edge.delivery import EdgeDelivery
 from ws_edge.flow import FramePolicy, OutboundLimits
+from ws_edge.lookups import CoalescedLookups
+from ws_edge.open_sockets import SocketsPerAddress
 from ws_edge.registry import ConnectionRegistry
 
 log = structlog.get_logger(__name__)
@@ -39,12 +39,16 @@ class Edge:
     origins: OriginPolicy = field(init=False)
     addresses: ClientAddresses = field(init=False)
     admissions: KeyedLimiter = field(init=False)
-    # What resume and the presence snapshot read, made once: each learns on first use how
-    # the server filters (IdLookups) and keeps what it learnt.
+    # What admission, resume and the presence snapshot read, made once: each learns on first
+    # use how the server filters (IdLookups) and keeps what it learnt; the per-connect
+    # lookups are shared by concurrent connects (ws_edge.lookups).
     messages: Messages = field(init=False)
     conversations: Conversations = field(init=False)
-    contacts: ConversationIndex = field(init=False)
-    presences: IdLookups = field(init=False)
+    account_docs: CoalescedLookups = field(init=False)
+    # Open sockets per client address, each address capped (upgrade.py).
+    open_sockets: SocketsPerAddress = field(init=False)
+    conversation_lists: CoalescedLookups = field(init=False)
+    presences: CoalescedLookups = field(init=False)
     # Sockets accepted and not yet finished, those still being admitted included.
     sockets: int = 0
 
@@ -59,8 +63,25 @@ class Edge:
         db = self.runtime.db
         self.messages = Messages(db)
         self.conversations = Conversations(db)
-        self.contacts = ConversationIndex(db)
-        self.presences = IdLookups(db.presence)
+        self.account_docs = CoalescedLookups(db.users, {"disabled": 1})
+        self.open_sockets = SocketsPerAddress(settings.max_sockets_per_address)
+        self.conversation_lists = CoalescedLookups(db.user_conversations)
+        self.presences = CoalescedLookups(db.presence, {"effective": 1})
+
+    async def fetch_disabled(self, user_id: str) -> bool:
+        """The flag as stored: one `_id` lookup in `users`, batched with concurrent
+        connects'. Admission asks the process's account cache first (chat_core.accounts)."""
+        doc = await self.account_docs.one(user_id)
+        return bool(doc and doc.get("disabled"))
+
+    async def contacts_of(self, user_id: str) -> set[str]:
+        """Everyone sharing a conversation with the user: their `user_conversations`
+        document (chat_core.contacts), one `_id` lookup batched with concurrent connects'."""
+        doc = await self.conversation_lists.one(user_id)
+        conversations: dict[str, list[str]] = (doc or {}).get("conversations") or {}
+        contacts = {p for participants in conversations.values() for p in participants}
+        contacts.discard(user_id)
+        return contacts
 
     @property
     def registry(self) -> ConnectionRegistry:

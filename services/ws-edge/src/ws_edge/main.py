@@ -7,7 +7,6 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from chat_core import VERSION, asyncapi, metrics
 from chat_core.auth import build_authenticator
@@ -29,8 +28,8 @@ from ws_edge.delivery import EdgeDelivery
 from ws_edge.deps import EdgeDep
 from ws_edge.edge import Edge
 from ws_edge.process import resident_set_bytes
+from ws_edge.protocol import LeanWebSocketProtocol
 from ws_edge.session import run_session
-from ws_edge.upgrade import SocketsPerAddress, admitted_before_upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +41,11 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         authenticator = build_authenticator(settings)
         runtime = await Runtime.start(settings, f"ws-edge {settings.edge_id}")
-        delivery = EdgeDelivery(runtime.broker, settings.edge_id)
+        delivery = EdgeDelivery(
+            runtime.broker,
+            settings.edge_id,
+            shard_linger_seconds=settings.delivery_shard_linger_seconds,
+        )
         await delivery.start()
         edge = Edge(settings, runtime, authenticator, delivery)
         app.state.edge = edge
@@ -60,6 +63,7 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
             await jobs.stop()
             # After a drain nobody is left; without one (a second signal), still ask to reconnect.
             await edge.close_all(CloseCode.SERVICE_RESTART, "edge restarting; reconnect")
+            await delivery.close()
             await runtime.close()
 
     app = FastAPI(
@@ -86,6 +90,8 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
                 "edgeId": settings.edge_id,
                 "connections": len(edge.registry),
                 "users": edge.registry.user_count,
+                # Delivery shards bound to this edge's queue (docs/edge.md).
+                "deliveryShardsBound": edge.registry.shards.bound,
                 "rssBytes": resident_set_bytes(),
                 # What the benchmarks compare their figures with.
                 "limits": {
@@ -100,15 +106,14 @@ def create_app(settings: EdgeSettings) -> "EdgeApp":
         )
 
     place_internal(app, internal, settings)
-    return EdgeApp(app, SocketsPerAddress(settings.max_sockets_per_address))
+    return EdgeApp(app)
 
 
 class EdgeApp:
     """The edge's ASGI app: WebSocket sessions here, everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI, open_sockets: SocketsPerAddress) -> None:
+    def __init__(self, api: FastAPI) -> None:
         self.api = api
-        self.open_sockets = open_sockets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # /ws/{userId} is served here, outside FastAPI's router and middleware: their frames
@@ -116,11 +121,7 @@ class EdgeApp:
         if scope["type"] == "websocket" and scope["path"].startswith(WS_PREFIX):
             user_id = scope["path"][len(WS_PREFIX) :]
             if user_id and "/" not in user_id:
-                socket = WebSocket(scope, receive, send)
-                edge = self.api.state.edge
-                async with admitted_before_upgrade(edge, socket, self.open_sockets) as admitted:
-                    if admitted:
-                        await run_session(edge, socket, user_id)
+                await run_session(self.api.state.edge, scope, receive, send, user_id)
                 return
         await self.api(scope, receive, send)
 
@@ -142,7 +143,8 @@ def main() -> None:
         args.port,
         before_exit=app.drain,
         internal=internal_listener(app.api, settings, host),
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio protocol, holding less per idle socket (protocol.py).
+        ws=LeanWebSocketProtocol,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ping_interval_seconds,

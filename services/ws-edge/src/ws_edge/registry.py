@@ -1,20 +1,25 @@
-"""Which sockets this edge holds, per user; binds a user's delivery key while they have one."""
+"""Which sockets this edge holds, per user; holds a user's delivery shard while they have one."""
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Send
 
 from chat_core import metrics
 from chat_core.close_codes import CloseCode
-from chat_core.events import NewMessage, ServerFrame
 from chat_core.keyed_lock import KeyedLock
 from ws_edge.flow import FrameGate, OutboundLimits
+from ws_edge.shards import ShardBindings
 
 log = structlog.get_logger(__name__)
+
+
+# A delivery held during the snapshot and replay: the frame, and a new_message's
+# conversation and seq (None otherwise).
+Held = tuple[str, str | None, int | None]
 
 
 @dataclass(eq=False, slots=True)
@@ -29,14 +34,16 @@ class Connection:
 
     user_id: str
     connection_id: str
-    socket: WebSocket
+    # The socket's ASGI `send` (uvicorn's protocol): frames and the close go straight to it.
+    asgi: Send
     outbound: OutboundLimits
     gate: FrameGate
-    # Monotonic time of the last heartbeat forwarded to presence.
+    # Monotonic time of the last sign of life presence heard of: admission (`conn.opened`
+    # stamps the connection active), then each forwarded heartbeat.
     heartbeat_forwarded_at: float = float("-inf")
-    # While not None, live deliveries wait here (frame, payload): the socket is still
-    # getting its presence snapshot and replay (resume.py).
-    held: list[tuple[ServerFrame, str]] | None = None
+    # While not None, live deliveries wait here (payload, and a new_message's conversation
+    # and seq): the socket is still getting its presence snapshot and replay (resume.py).
+    held: list[Held] | None = None
     # After a resume, for a while: per conversation, the highest seq the replay sent.
     replayed: dict[str, int] | None = None
     _queue: deque[str] | None = field(default=None, init=False)
@@ -48,8 +55,9 @@ class Connection:
     _room: asyncio.Event | None = field(default=None, init=False)
 
     def heartbeat_due(self, now: float, interval: float) -> bool:
-        """Whether this heartbeat goes on to presence (the client still gets its ack):
-        at most one per `interval` seconds per socket, the first always."""
+        """Whether this heartbeat goes on to presence (the client still gets its ack): at
+        most one per `interval` seconds per socket, counted from admission, since
+        `conn.opened` already told presence the socket is live."""
         if now - self.heartbeat_forwarded_at < interval:
             return False
         self.heartbeat_forwarded_at = now
@@ -60,17 +68,25 @@ class Connection:
         return self._queued_bytes
 
     async def send(self, payload: str) -> bool:
+        """Queue a text frame; never waits on the socket (`offer`, for coroutines)."""
+        return self.offer(payload)
+
+    def offer(self, payload: str) -> bool:
         """Queue a text frame; never waits on the socket.
 
         False when the socket is closing or gone, or when this frame overflowed its buffer
         (the socket is then being closed with 3008).
         """
-        if self._closing or self.socket.application_state is not WebSocketState.CONNECTED:
+        if self._closing:
             return False
-        size = _size(payload)
         queue = self._queue
         if queue is None:
+            # Nothing waiting for this socket: straight to its transport when it takes it,
+            # without a writer task (a fan-out to thousands of sockets costs a task each).
+            if self._task is None and _write_now(self.asgi, payload):
+                return True
             queue = self._queue = deque()
+        size = _size(payload)
         limits = self.outbound
         if len(queue) >= limits.max_frames or self._queued_bytes + size > limits.max_bytes:
             self._overflow(len(queue))
@@ -90,26 +106,27 @@ class Connection:
             await self._room.wait()
         return await self.send(payload)
 
-    def repeats_replay(self, frame: ServerFrame) -> bool:
-        """A live `new_message` the resume's replay already carried. The replay sends every
-        seq of a conversation up to its highest, so any live copy at or below it is a repeat,
-        whether it arrived during the replay or after (a publish slower than the replay's
-        read of the store)."""
+    def repeats_replay(self, conversation_id: str | None, seq: int | None) -> bool:
+        """A live `new_message` (of that conversation and seq) the resume's replay already
+        carried. The replay sends every seq of a conversation up to its highest, so any live
+        copy at or below it is a repeat, whether it arrived during the replay or after (a
+        publish slower than the replay's read of the store)."""
         upto = self.replayed
         return (
             upto is not None
-            and isinstance(frame, NewMessage)
-            and frame.seq <= upto.get(frame.conversation_id, 0)
+            and conversation_id is not None
+            and seq is not None
+            and seq <= upto.get(conversation_id, 0)
         )
 
-    def hold(self, frame: ServerFrame, payload: str) -> None:
+    def hold(self, payload: str, conversation_id: str | None, seq: int | None) -> None:
         """Keep a live delivery until the snapshot and replay are out (resume.py), within
         the same frame bound as the queue."""
         assert self.held is not None
         if len(self.held) >= self.outbound.max_frames:
             self._overflow(len(self.held))
             return
-        self.held.append((frame, payload))
+        self.held.append((payload, conversation_id, seq))
 
     def _half_full(self) -> bool:
         queue = self._queue
@@ -119,7 +136,13 @@ class Connection:
         )
 
     def _overflow(self, frames: int) -> None:
-        log.warning("slow consumer closed", queued_frames=frames, queued_bytes=self._queued_bytes)
+        log.warning(
+            "slow consumer closed",
+            queued_frames=frames,
+            queued_bytes=self._queued_bytes,
+            user_id=self.user_id,
+            connection_id=self.connection_id,
+        )
         self.close_soon(CloseCode.SLOW_CONSUMER, "slow consumer: outbound buffer full")
 
     def close_soon(self, code: int, reason: str) -> None:
@@ -159,11 +182,12 @@ class Connection:
                 if self._room is not None and not self._half_full():
                     self._room.set()
                     self._room = None
-                await self.socket.send_text(payload)
+                await self.asgi({"type": "websocket.send", "text": payload})
         except asyncio.CancelledError:
             raise
         except Exception:
             # The peer is gone; the session's receive loop sees the disconnect and cleans up.
+            self._closing = True
             self._drop_queue()
         finally:
             if self._task is asyncio.current_task():
@@ -172,14 +196,17 @@ class Connection:
                     self._queue = None
 
     async def _close(self, code: int, reason: str) -> None:
-        if self.socket.application_state is not WebSocketState.CONNECTED:
-            return
         try:
             async with asyncio.timeout(self.outbound.close_timeout_seconds):
-                await self.socket.close(code, reason)
+                await self.asgi({"type": "websocket.close", "code": code, "reason": reason})
         except TimeoutError:
-            log.info("peer did not take the close frame; dropping it", code=code)
-            _abort(self.socket)
+            log.info(
+                "peer did not take the close frame; dropping it",
+                code=code,
+                user_id=self.user_id,
+                connection_id=self.connection_id,
+            )
+            _abort(self.asgi)
         except Exception:
             # Already gone: nothing left to close.
             pass
@@ -199,29 +226,32 @@ def _size(payload: str) -> int:
     return len(payload) if payload.isascii() else len(payload.encode())
 
 
-def _abort(socket: WebSocket) -> None:
+def _write_now(send: Send, payload: str) -> bool:
+    """Under the edge's own uvicorn protocol (ws_edge.protocol), write the frame at once."""
+    write = getattr(getattr(send, "__self__", None), "write_text_now", None)
+    return bool(write(payload)) if write is not None else False
+
+
+def _abort(send: Send) -> None:
     """Drop a peer that reads nothing, so it cannot even take a close frame.
 
     ASGI has no message for this; under uvicorn the `send` callable is the protocol's bound
     method, and its transport is the only handle. Elsewhere the server's own ping timeout
     drops the peer instead.
     """
-    protocol = getattr(socket._send, "__self__", None)
+    protocol = getattr(send, "__self__", None)
     abort = getattr(getattr(protocol, "transport", None), "abort", None)
     if callable(abort):
         abort()
 
 
-KeyChange = Callable[[str], Awaitable[None]]
-
-
 class ConnectionRegistry:
-    def __init__(self, bind: KeyChange, unbind: KeyChange) -> None:
+    def __init__(self, shards: ShardBindings, shard_of: Callable[[str], int]) -> None:
         self._by_user: dict[str, dict[str, Connection]] = {}
-        self._bind = bind
-        self._unbind = unbind
-        # Binding is per user and must not interleave with an unbind for the same user.
-        self._locks = KeyedLock()
+        self.shards = shards
+        self._shard_of = shard_of
+        # A user's first socket holds their shard once, however many arrive together.
+        self._first = KeyedLock()
 
     def __len__(self) -> int:
         return sum(len(connections) for connections in self._by_user.values())
@@ -239,24 +269,22 @@ class ConnectionRegistry:
         return [c for connections in self._by_user.values() for c in connections.values()]
 
     async def add(self, connection: Connection) -> None:
+        """Returns once deliveries to the user reach this edge (their shard is bound)."""
         user_id = connection.user_id
-        async with self._locks(user_id):
-            connections = self._by_user.get(user_id)
-            if connections is None:
-                await self._bind(user_id)
-                connections = self._by_user[user_id] = {}
-            connections[connection.connection_id] = connection
+        connections = self._by_user.get(user_id)
+        if connections is None:
+            async with self._first(user_id):
+                connections = self._by_user.get(user_id)
+                if connections is None:
+                    await self.shards.hold(self._shard_of(user_id))
+                    connections = self._by_user[user_id] = {}
+        connections[connection.connection_id] = connection
 
-    async def remove(self, connection: Connection) -> None:
+    def remove(self, connection: Connection) -> None:
         user_id = connection.user_id
-        async with self._locks(user_id):
-            connections = self._by_user.get(user_id)
-            if connections is None or connections.pop(connection.connection_id, None) is None:
-                return
-            if not connections:
-                del self._by_user[user_id]
-                try:
-                    await self._unbind(user_id)
-                except Exception:
-                    # A binding left behind only delivers to a user we drop on arrival.
-                    log.warning("unbind failed", user_id=user_id, exc_info=True)
+        connections = self._by_user.get(user_id)
+        if connections is None or connections.pop(connection.connection_id, None) is None:
+            return
+        if not connections:
+            del self._by_user[user_id]
+            self.shards.release(self._shard_of(user_id))

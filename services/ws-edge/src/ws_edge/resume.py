@@ -27,10 +27,11 @@ REPLAY_REPEATS_SECONDS = 60.0
 
 async def presence_snapshot(edge: Edge, connection: Connection) -> int:
     """One `user_status_change` per contact who is not offline (at most the configured cap):
-    one lookup for the contacts, then theirs by `_id` (IdLookups). Returns how many were sent."""
-    contacts = sorted(await edge.contacts.contacts_of(connection.user_id))
+    one lookup for the contacts, then theirs by `_id`, both shared with concurrent connects
+    (ws_edge.lookups). Returns how many were sent."""
+    contacts = sorted(await edge.contacts_of(connection.user_id))
     contacts = contacts[: edge.settings.snapshot_max_contacts]
-    docs = await edge.presences.many(contacts, {"effective": 1})
+    docs = await edge.presences.many(contacts)
     sent = 0
     for user_id in contacts:
         status = docs.get(user_id, {}).get("effective", "offline")
@@ -81,7 +82,7 @@ async def replay(edge: Edge, connection: Connection, since: str) -> dict[str, in
     await connection.send_paced(
         ReplayDone(truncated=truncated, next_since=cursor.encode()).to_text()
     )
-    log.info("replayed", messages=len(sent), truncated=truncated)
+    log.info("replayed", user_id=connection.user_id, messages=len(sent), truncated=truncated)
     return upto
 
 
@@ -93,8 +94,8 @@ async def release_held(connection: Connection, replayed: dict[str, int]) -> None
         asyncio.get_running_loop().call_later(REPLAY_REPEATS_SECONDS, _forget_replay, connection)
     held = connection.held
     while held:
-        frame, payload = held.pop(0)
-        if connection.repeats_replay(frame):
+        payload, conversation_id, seq = held.pop(0)
+        if connection.repeats_replay(conversation_id, seq):
             continue
         await connection.send_paced(payload)
     # No await since the last check: nothing can slip in between.

@@ -5,8 +5,7 @@ Everything else (tokens, the edge being full) is refused after the upgrade with 
 which the client's WebSocket API can read; an HTTP refusal only shows as a failed connect.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import structlog
 from starlette.responses import JSONResponse
@@ -15,6 +14,7 @@ from starlette.websockets import WebSocket
 from chat_core import metrics
 from chat_core.limits import retry_after_header
 from ws_edge.edge import Edge
+from ws_edge.open_sockets import SocketsPerAddress
 
 log = structlog.get_logger(__name__)
 
@@ -22,41 +22,18 @@ log = structlog.get_logger(__name__)
 _OPEN_CAP_RETRY_AFTER_SECONDS = 30
 
 
-class SocketsPerAddress:
-    """Open sockets per client address on this edge, each address capped.
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """An upgrade let through. `address` holds one of that address's open-socket slots until
+    `release` (None: an exempt or unknown address, not counted)."""
 
-    One dict entry per address with a socket open, dropped with its last socket. A carrier
-    NAT puts many phones behind one address, so the cap is high; exempt addresses
-    (ADMISSION_EXEMPT, loopback by default) are never counted."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._open: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def open(self, address: str) -> bool:
-        count = self._open.get(address, 0)
-        if count >= self.cap:
-            return False
-        self._open[address] = count + 1
-        return True
-
-    def close(self, address: str) -> None:
-        count = self._open.get(address, 0) - 1
-        if count > 0:
-            self._open[address] = count
-        else:
-            self._open.pop(address, None)
+    address: str | None
 
 
-@contextlib.asynccontextmanager
-async def admitted_before_upgrade(
+async def admit_upgrade(
     edge: Edge, socket: WebSocket, open_sockets: SocketsPerAddress
-) -> AsyncIterator[bool]:
-    """False when the upgrade was refused (the response is sent); True holds one of the
-    address's open-socket slots until the block ends."""
+) -> Upgrade | None:
+    """None when the upgrade was refused (the response is sent)."""
     origin = socket.headers.get("origin")
     if not edge.origins.allows(origin):
         log.info("upgrade refused: origin not allowed", origin=origin[:200] if origin else None)
@@ -64,12 +41,10 @@ async def admitted_before_upgrade(
         await socket.send_denial_response(
             JSONResponse({"detail": "origin not allowed"}, status_code=403)
         )
-        yield False
-        return
+        return None
     address = edge.addresses.resolve(socket.scope)
     if address is None or edge.addresses.is_exempt(address):
-        yield True
-        return
+        return Upgrade(None)
     wait = edge.admissions.acquire(address)
     if wait is not None:
         log.info("upgrade refused: too many new sockets from address", address=address)
@@ -81,8 +56,7 @@ async def admitted_before_upgrade(
                 headers={"Retry-After": retry_after_header(wait)},
             )
         )
-        yield False
-        return
+        return None
     if not open_sockets.open(address):
         log.info("upgrade refused: too many open sockets from address", address=address)
         metrics.admission("address_socket_cap")
@@ -96,9 +70,10 @@ async def admitted_before_upgrade(
                 headers={"Retry-After": str(_OPEN_CAP_RETRY_AFTER_SECONDS)},
             )
         )
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        open_sockets.close(address)
+        return None
+    return Upgrade(address)
+
+
+def release(open_sockets: SocketsPerAddress, upgrade: Upgrade) -> None:
+    if upgrade.address is not None:
+        open_sockets.close(upgrade.address)
